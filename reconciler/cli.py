@@ -1,0 +1,111 @@
+"""`reconcile`: the agent, and the operators' subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from loguru import logger
+
+from reconciler import config as configuration
+from reconciler import logs
+from reconciler.errors import ConfigError
+from reconciler.run import Deployer, Outcome
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def agent_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconcile",
+        description=(
+            "Deployment agent: reconcile this host with the cluster tree. Runs as a "
+            "daemon watching ZooKeeper, or once (--once, or a configuration with a "
+            "`tree` file). Subcommands: tree, monitor, sync, hosts "
+            "(`reconcile SUBCOMMAND --help`)."
+        ),
+        epilog="Exit status: 0 success or nothing to do, 1 run failed, 2 bad usage or configuration.",
+    )
+    parser.add_argument("config", metavar="CONFIG", type=Path, help="INI configuration file")
+    parser.add_argument(
+        "-1", "--once", "--run-once", dest="once", action="store_true", help="do one run and exit"
+    )
+    parser.add_argument(
+        "--plan", action="store_true", help="print the steps of a run and change nothing"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the output of every command"
+    )
+    parser.add_argument(
+        "--log-json", action="store_true", help="log one JSON object per record"
+    )
+    parser.add_argument(
+        "-z",
+        "--assert-zookeeper-address",
+        metavar="ADDRESS",
+        help="refuse to start unless the name `zookeeper` resolves to ADDRESS",
+    )
+    return parser
+
+
+def check_zookeeper_address(address: str) -> None:
+    try:
+        resolved = socket.gethostbyname("zookeeper")
+    except OSError:
+        raise ConfigError("Can't resolve the name zookeeper") from None
+    if resolved != address:
+        raise ConfigError(f"Invalid zookeeper address: {resolved} != {address}")
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    config = configuration.load(args.config)
+    if args.assert_zookeeper_address:
+        check_zookeeper_address(args.assert_zookeeper_address)
+    if config.tree is None:
+        from reconciler.agent import run_daemon
+
+        return run_daemon(config, once=args.once, plan_only=args.plan, verbose=args.verbose)
+
+    from reconciler.filesource import TreeFileSource
+
+    source = TreeFileSource(config.tree)
+    deployer = Deployer(config, source, verbose=args.verbose)
+    if args.plan:
+        return print_plan(deployer, source.version())
+    outcome = deployer.run()
+    return EXIT_FAILED if outcome in (Outcome.FAILED, Outcome.ABANDONED) else EXIT_OK
+
+
+def print_plan(deployer: Deployer, version: object) -> int:
+    print(f"# cluster version {version!r}, host version {deployer.host_version!r}")
+    for step in deployer.plan(version):
+        print(step.describe(deployer.config.package_manager))
+    return EXIT_OK
+
+
+SUBCOMMANDS = ("tree", "monitor", "sync", "hosts")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list and args_list[0] in SUBCOMMANDS:
+            from reconciler import commands
+
+            return commands.main(args_list)
+        args = agent_parser().parse_args(args_list)
+        logs.setup(json_lines=args.log_json)
+        return run_agent(args)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        logger.info("Interrupted")
+        return EXIT_FAILED
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The agent's configuration: INI file, section `[zkdeployment]`."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciler.errors import ConfigError
+
+SECTION = "zkdeployment"
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host_id: str
+    run_directory: Path
+    host_name: str = Field(default_factory=socket.getfqdn)
+    role: str | None = None
+    after: tuple[str, ...] = ()
+    tree: Path | None = None
+    root: Path = Path("/")
+    path: tuple[Path, ...] = ()
+    zookeeper: str = "zookeeper:2181"
+    package_manager: Literal["yum", "dnf"] = "yum"
+    dnf_options: tuple[str, ...] = ()
+
+
+KEYS = {
+    "host-id",
+    "run-directory",
+    "host-name",
+    "role",
+    "after",
+    "tree",
+    "root",
+    "path",
+    "zookeeper",
+    "package-manager",
+    "dnf-options",
+}
+
+
+def fetch_reference(value: str, base: Path) -> str | None:
+    """A literal, or the stripped content of a `file://` or `http(s)://` reference.
+
+    A missing file or an HTTP 404 means "not set" (None).
+    """
+    value = value.strip()
+    if value.startswith("file://"):
+        path = base / value[len("file://") :]
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise ConfigError(f"Can't read {path}: {e.strerror}") from None
+    if value.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(value, timeout=10) as response:
+                body: bytes = response.read()
+                return body.decode().strip()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise ConfigError(f"Can't fetch {value}: HTTP {e.code}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise ConfigError(f"Can't fetch {value}: {e}") from None
+    return value
+
+
+def load(path: Path) -> Config:
+    """Read and check a configuration file; every problem is a ConfigError."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path) as f:
+            parser.read_file(f)
+    except OSError as e:
+        raise ConfigError(f"Can't read configuration {path}: {e.strerror}") from None
+    except configparser.Error as e:
+        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
+    if not parser.has_section(SECTION):
+        raise ConfigError(f"{path}: no [{SECTION}] section")
+    section = parser[SECTION]
+    unknown = sorted(set(section) - KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [{SECTION}]")
+    base = path.resolve().parent
+
+    host_id = fetch_reference(section.get("host-id", ""), base)
+    if not host_id:
+        raise ConfigError("host-id not specified")
+    if not section.get("run-directory", "").strip():
+        raise ConfigError("run-directory not specified")
+
+    values: dict[str, object] = {
+        "host_id": host_id,
+        "run_directory": base / section["run-directory"].strip(),
+    }
+    if "role" in section:
+        values["role"] = fetch_reference(section["role"], base) or None
+    if "after" in section:
+        try:
+            values["after"] = tuple(shlex.split(section["after"], comments=False))
+        except ValueError as e:
+            raise ConfigError(f"{path}: after: {e}") from None
+    for key in ("host-name", "zookeeper", "package-manager"):
+        if key in section:
+            values[key.replace("-", "_")] = section[key].strip()
+    for key in ("tree", "root"):
+        if key in section:
+            values[key] = base / section[key].strip()
+    if "path" in section:
+        values["path"] = tuple(base / p for p in section["path"].split(":") if p.strip())
+    if "dnf-options" in section:
+        values["dnf_options"] = tuple(shlex.split(section["dnf-options"]))
+    try:
+        return Config.model_validate(values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = str(first["loc"][0]).replace("_", "-") if first["loc"] else "?"
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from None

@@ -1,0 +1,101 @@
+"""The one way the agent runs a command: argv only, never a shell.
+
+Every command is logged at INFO (its argv joined by spaces, paths as on a
+real host) before it runs. Its output (stdout and stderr together) is shown
+when it fails, or always in verbose mode. Host paths such as
+`/opt/z4m/bin/zookeeper-deploy` are run from under the root, so the same
+agent works on `/` in production and on a sandbox directory in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+from plumbum import local
+
+from reconciler.errors import CommandFailed, ReconcilerError
+from reconciler.logs import OUTPUT
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    output: str
+
+
+class Runner:
+    def __init__(
+        self,
+        root: Path = Path("/"),
+        path: Sequence[Path] = (),
+        verbose: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.verbose = verbose
+        self.env = dict(os.environ)
+        search = [str(p) for p in path]
+        if self.env.get("PATH"):
+            search.append(self.env["PATH"])
+        self.env["PATH"] = os.pathsep.join(search)
+        # Tells sandbox fakes (and real deploy scripts, harmlessly) where
+        # the host's file system is.
+        self.env["RECONCILER_ROOT"] = str(root)
+        self.env.update(extra_env or {})
+        self._search = [Path(p) for p in self.env["PATH"].split(os.pathsep) if p]
+
+    def host_path(self, path: str) -> Path:
+        """Where a host path such as `/opt/x` lives under the root."""
+        return self.root / path.lstrip("/")
+
+    def executable(self, name: str) -> Path:
+        if "/" in name:
+            return self.host_path(name) if name.startswith("/") else Path(name)
+        for directory in self._search:
+            candidate = directory / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return candidate
+        raise ReconcilerError(f"Command not found: {name}")
+
+    def run(
+        self, argv: Sequence[str], *, cwd: str | None = None, check: bool = True
+    ) -> Result:
+        """Run `argv`; raise CommandFailed on a non-zero exit when `check`.
+
+        With `check=False` the command is a query: its exit status is an
+        answer, not a failure, so nothing is reported as FAILURE.
+        """
+        argv = [str(a) for a in argv]
+        logger.info(" ".join(argv))
+        command = local[str(self.executable(argv[0]))]
+        # A new session keeps a Ctrl-C or SIGTERM aimed at the agent from
+        # killing the command it is waiting for: it finishes, then we stop.
+        process = command.popen(
+            argv[1:],
+            cwd=str(self.host_path(cwd)) if cwd else None,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        raw, _ = process.communicate()
+        output = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        result = Result(process.returncode, output)
+        if result.returncode == 0 or not check:
+            if self.verbose:
+                self._show(output)
+                logger.info("SUCCESS")
+            return result
+        self._show(output)
+        logger.error("FAILURE")
+        raise CommandFailed(argv)
+
+    def _show(self, output: str) -> None:
+        if output.strip():
+            logger.log(OUTPUT, output.rstrip("\n"))

@@ -1,0 +1,72 @@
+"""plan(desired, actual) -> the ordered steps of one run. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.actual import ActualState
+from reconciler.model import DesiredState, Version, app_name, is_vcs
+from reconciler.steps import (
+    AfterHook,
+    Checkout,
+    ControllerCommand,
+    Deploy,
+    InstallPackage,
+    RecordSuccess,
+    RemoveEmptyConfigDirs,
+    RemoveSoftware,
+    Step,
+    Undeploy,
+)
+
+
+def plan(
+    desired: DesiredState,
+    actual: ActualState,
+    version: Version,
+    after: Sequence[str] = (),
+    role: str | None = None,
+    controller: str | None = None,
+) -> list[Step]:
+    """The steps 7-14 of a run, in the order of the spec.
+
+    `controller` is the role controller package in /opt (if the host has a
+    role and one is configured); its commands frame the installs and deploys.
+    """
+    steps: list[Step] = []
+    wanted = {d.key for d in desired.deployments}
+    stale = sorted(
+        (d for d in actual.deployments if d.key not in wanted),
+        key=lambda d: (d.app, d.rpm, d.path, d.n),
+    )
+    steps += [Undeploy(app=d.app, rpm=d.rpm, path=d.path, n=d.n) for d in stale]
+
+    if controller and role:
+        steps.append(ControllerCommand(controller, "starting-deployments", role))
+
+    for rpm in sorted(desired.packages):
+        wanted_version = desired.packages[rpm]
+        if is_vcs(wanted_version):
+            steps.append(Checkout(rpm=rpm, url=str(wanted_version)))
+        else:
+            steps.append(InstallPackage(rpm=rpm, version=wanted_version, present=rpm in actual.opt))
+
+    steps += [
+        Deploy(app=d.app, rpm=d.rpm, subtype=d.subtype, path=d.path, n=d.n, lock=controller is None)
+        for d in desired.deployments
+    ]
+
+    if controller and role:
+        steps.append(ControllerCommand(controller, "ending-deployments", role))
+
+    used = set(desired.packages)
+    unused = sorted(actual.applications - used)
+    steps += [RemoveSoftware(name, checkout=name in actual.checkouts) for name in unused]
+    emptied = sorted({d.app for d in stale} | {app_name(name) for name in unused})
+    if emptied:
+        steps.append(RemoveEmptyConfigDirs(tuple(emptied)))
+
+    steps.append(RecordSuccess(version))
+    if after:
+        steps.append(AfterHook(tuple(after)))
+    return steps

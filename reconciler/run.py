@@ -1,0 +1,116 @@
+"""One deployment run (steps 1-14 of the spec) and its failure semantics.
+
+The same run serves `--once` with a tree file and the daemon with
+ZooKeeper; only the `Source` differs.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+from loguru import logger
+
+from reconciler.config import Config
+from reconciler.drivers.command import Runner
+from reconciler.drivers.filesystem import FileSystem
+from reconciler.drivers.packages import PackageManager, Yum
+from reconciler.executor import Abandoned, Cluster, Executor
+from reconciler.model import HostIdentity, desired_state
+from reconciler.planner import plan
+from reconciler.rundir import RunDirectory
+from reconciler.steps import Step
+from reconciler.tree import Node
+
+RULE = "=" * 60
+
+
+class Source(Cluster, Protocol):
+    """Where the desired state comes from and where results go."""
+
+    def tree(self) -> Node:
+        """The whole tree, read now."""
+
+    def set_error(self, message: str | None) -> None:
+        """Set (or, with None, clear) this host's `error`."""
+
+
+class Outcome(enum.Enum):
+    NOTHING = "nothing to do"
+    DONE = "done"
+    HALTED = "cluster halted or paused"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+
+
+def package_manager(config: Config, runner: Runner) -> PackageManager:
+    if config.package_manager == "dnf":
+        return Yum(runner, ("dnf", *config.dnf_options))
+    return Yum(runner)
+
+
+class Deployer:
+    def __init__(self, config: Config, source: Source, verbose: bool = False) -> None:
+        self.config = config
+        self.source = source
+        self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
+        self.runner = Runner(config.root, config.path, verbose=verbose)
+        self.fs = FileSystem(config.root)
+        self.packages = package_manager(config, self.runner)
+        self.rundir = RunDirectory(config.run_directory)
+        self.host_version: Any = self.rundir.read_host_version()
+
+    def plan(self, version: Any) -> list[Step]:
+        desired = desired_state(self.source.tree(), self.host)
+        return plan(desired, self.fs.read(), version, self.config.after)
+
+    def run(self) -> Outcome:
+        version = self.source.version()
+        if version is None:
+            logger.warning("Not deploying because cluster version is None")
+            return Outcome.HALTED
+        if version is False:
+            return Outcome.HALTED
+        self.source.set_error(None)
+        if version == self.host_version:
+            if not self.rundir.has_status():
+                self.rundir.write_status(version, "done")
+            return Outcome.NOTHING
+
+        logger.info(RULE)
+        logger.info(f"Deploying version {version}")
+        self.rundir.write_status(version, "deploying")
+        executor = Executor(
+            self.runner, self.fs, self.packages, self.source, self.rundir, version
+        )
+        outcome = Outcome.DONE
+        try:
+            executor.execute(self.plan(version))
+            self.host_version = version
+        except Abandoned:
+            logger.warning("Abandoning deployment because cluster version is None")
+            self.rundir.write_status(version, "abandoned")
+            outcome = Outcome.ABANDONED
+        except Exception as error:
+            self.fail(error, version, "deploying", f"FAILED deploying version {version}")
+            return Outcome.FAILED
+
+        if self.config.after:
+            logger.info("Running after hook")
+            try:
+                self.runner.run(list(self.config.after))
+            except Exception as error:
+                self.fail(error, version, "after", f"FAILED after deploying version {version}")
+                outcome = Outcome.FAILED
+            if self.source.version() is None:
+                logger.warning("Not deploying because cluster version is None")
+        return outcome
+
+    def fail(self, error: Exception, version: Any, label: str, critical: str) -> None:
+        try:
+            self.source.halt()
+            self.source.set_error(str(error))
+        finally:
+            logger.opt(exception=error).error(label)
+            logger.critical(critical)
+            self.rundir.write_status(version, "error")
