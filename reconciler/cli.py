@@ -27,7 +27,9 @@ def agent_parser() -> argparse.ArgumentParser:
             "`tree` file). Subcommands: tree, monitor, sync, hosts "
             "(`reconcile SUBCOMMAND --help`)."
         ),
-        epilog="Exit status: 0 success or nothing to do, 1 run failed, 2 bad usage or configuration.",
+        epilog=(
+            "Exit status: 0 success or nothing to do, 1 run failed, 2 bad usage or configuration."
+        ),
     )
     parser.add_argument("config", metavar="CONFIG", type=Path, help="INI configuration file")
     parser.add_argument(
@@ -39,9 +41,7 @@ def agent_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show the output of every command"
     )
-    parser.add_argument(
-        "--log-json", action="store_true", help="log one JSON object per record"
-    )
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per record")
     parser.add_argument(
         "-z",
         "--assert-zookeeper-address",

@@ -31,6 +31,11 @@ class Config(BaseModel):
     zookeeper: str = "zookeeper:2181"
     package_manager: Literal["yum", "dnf"] = "yum"
     dnf_options: tuple[str, ...] = ()
+    # None: dnf works on the real system.
+    dnf_installroot: Path | None = None
+    # A URL (a local directory is turned into a file:// URL); None: the
+    # host's own repositories.
+    dnf_repository: str | None = None
 
 
 KEYS = {
@@ -45,6 +50,8 @@ KEYS = {
     "zookeeper",
     "package-manager",
     "dnf-options",
+    "dnf-installroot",
+    "dnf-repository",
 }
 
 
@@ -74,6 +81,14 @@ def fetch_reference(value: str, base: Path) -> str | None:
         except (urllib.error.URLError, OSError) as e:
             raise ConfigError(f"Can't fetch {value}: {e}") from None
     return value
+
+
+def repository_url(value: str, base: Path) -> str:
+    """A URL as is; a directory (relative to the configuration file, like
+    every path here) as a `file://` URL."""
+    if "://" in value:
+        return value
+    return "file://" + str(base / value)
 
 
 def load(path: Path) -> Config:
@@ -120,7 +135,16 @@ def load(path: Path) -> Config:
     if "path" in section:
         values["path"] = tuple(base / p for p in section["path"].split(":") if p.strip())
     if "dnf-options" in section:
-        values["dnf_options"] = tuple(shlex.split(section["dnf-options"]))
+        try:
+            values["dnf_options"] = tuple(shlex.split(section["dnf-options"]))
+        except ValueError as e:
+            raise ConfigError(f"{path}: dnf-options: {e}") from None
+    # An empty value means unset, as for `after`: `base / ""` would be the
+    # configuration's own directory.
+    if section.get("dnf-installroot", "").strip():
+        values["dnf_installroot"] = base / section["dnf-installroot"].strip()
+    if section.get("dnf-repository", "").strip():
+        values["dnf_repository"] = repository_url(section["dnf-repository"].strip(), base)
     try:
         return Config.model_validate(values)
     except ValidationError as e:

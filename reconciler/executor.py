@@ -38,6 +38,10 @@ class Abandoned(Exception):
     """The cluster version became None while we were deploying."""
 
 
+class Stopped(Exception):
+    """The agent is shutting down: stop between steps, halting nothing."""
+
+
 class Cluster(Protocol):
     """What a run needs from the cluster (ZooKeeper, or a tree file)."""
 
@@ -52,6 +56,9 @@ class Cluster(Protocol):
 
     def lock(self, name: str) -> AbstractContextManager[object]:
         """The cluster-wide lock `/agent-locks/<name>`."""
+
+    def stopping(self) -> bool:
+        """The agent was asked to stop."""
 
 
 def satisfied(installed: str | None, version: Version) -> bool:
@@ -85,6 +92,8 @@ class Executor:
         for step in steps:
             if isinstance(step, AfterHook):
                 continue
+            if self.cluster.stopping():
+                raise Stopped()
             if abandonable and self.cluster.version() is None:
                 raise Abandoned()
             self.run_step(step)

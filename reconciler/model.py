@@ -79,7 +79,7 @@ def check_name(name: str, what: str, where: str) -> None:
         raise TreeContentError(f"Unsafe {what} {name!r} at {where}")
 
 
-def _targets(path: str, deploy: Node, host: HostIdentity) -> list[tuple[str, Node]]:
+def _targets(path: str, deploy: Node, host: HostIdentity) -> list[str]:
     """The children of a `deploy` node that name this host."""
     names = deploy.children
     if host.role is not None:
@@ -96,7 +96,7 @@ def _targets(path: str, deploy: Node, host: HostIdentity) -> list[tuple[str, Nod
                 f"Conflicting deployments for {path}. Can't deploy to {host.name} and {host.id}."
             )
         wanted = [host.id, host.name]
-    return [(name, names[name]) for name in dict.fromkeys(wanted) if name in names]
+    return [name for name in dict.fromkeys(wanted) if name in names]
 
 
 def _instances(target_path: str, properties: dict[str, Any]) -> int:
@@ -146,7 +146,7 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
                 f"Inconsistent versions for {rpm}. {version!r} != {versions[rpm]!r}"
             )
         versions[rpm] = version
-        for name, target in targets:
+        for name in targets:
             target_path = join_path(join_path(path, "deploy"), name)
             count = _instances(target_path, _properties(root, target_path))
             deployments.extend(
@@ -162,7 +162,7 @@ def _version(properties: dict[str, Any], rpm: str, path: str) -> Version:
         if is_versioned(rpm):
             return None
         raise TreeContentError(f"No version found for {path}")
-    version = properties["version"]
+    version: Version = properties["version"]
     if isinstance(version, bool) or not isinstance(version, str | int | float):
         raise TreeContentError(f"Invalid version for {path}: {version!r}")
     if isinstance(version, str) and not is_vcs(version):

@@ -13,9 +13,10 @@ from loguru import logger
 
 from reconciler.config import Config
 from reconciler.drivers.command import Runner
+from reconciler.drivers.dnf import Dnf
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager, Yum
-from reconciler.executor import Abandoned, Cluster, Executor
+from reconciler.executor import Abandoned, Cluster, Executor, Stopped
 from reconciler.model import HostIdentity, desired_state
 from reconciler.planner import plan
 from reconciler.rundir import RunDirectory
@@ -40,12 +41,18 @@ class Outcome(enum.Enum):
     DONE = "done"
     HALTED = "cluster halted or paused"
     ABANDONED = "abandoned"
+    STOPPED = "stopped"
     FAILED = "failed"
 
 
 def package_manager(config: Config, runner: Runner) -> PackageManager:
     if config.package_manager == "dnf":
-        return Yum(runner, ("dnf", *config.dnf_options))
+        return Dnf(
+            runner,
+            installroot=config.dnf_installroot,
+            repository=config.dnf_repository,
+            options=config.dnf_options,
+        )
     return Yum(runner)
 
 
@@ -80,13 +87,15 @@ class Deployer:
         logger.info(RULE)
         logger.info(f"Deploying version {version}")
         self.rundir.write_status(version, "deploying")
-        executor = Executor(
-            self.runner, self.fs, self.packages, self.source, self.rundir, version
-        )
+        executor = Executor(self.runner, self.fs, self.packages, self.source, self.rundir, version)
         outcome = Outcome.DONE
         try:
             executor.execute(self.plan(version))
             self.host_version = version
+        except Stopped:
+            logger.warning(f"Stopped before finishing version {version}")
+            self.rundir.write_status(version, "stopped")
+            return Outcome.STOPPED
         except Abandoned:
             logger.warning("Abandoning deployment because cluster version is None")
             self.rundir.write_status(version, "abandoned")

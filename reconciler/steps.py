@@ -95,7 +95,9 @@ class RemoveSoftware:
     checkout: bool = False
 
     def describe(self, pm: str = "yum") -> str:
-        return f"remove checkout /opt/{self.name}" if self.checkout else f"{pm} -y remove {self.name}"
+        return (
+            f"remove checkout /opt/{self.name}" if self.checkout else f"{pm} -y remove {self.name}"
+        )
 
 
 @dataclass(frozen=True)

@@ -76,29 +76,44 @@ def resolve_path(base: str, target: str) -> str:
     return posixpath.normpath(posixpath.join(base, target)) if target else base
 
 
-def resolved_properties(
-    root: Node, path: str, _seen: frozenset[tuple[str, str]] = frozenset()
-) -> dict[str, Any]:
+def resolved_properties(root: Node, path: str) -> dict[str, Any]:
     """The properties of the node at `path` with property links (`name => path
     [pname]`) replaced by the value they point at. Symbolic links (`->`) are
     left out: they name nodes, not values."""
+    node = _existing(root, path)
+    result = node.plain_properties()
+    for key in node.properties:
+        if key.endswith(PROPERTY_LINK_SUFFIX):
+            name = key[: -len(PROPERTY_LINK_SUFFIX)]
+            result[name] = resolved_property(root, path, name)
+    return result
+
+
+def resolved_property(root: Node, path: str, name: str) -> Any:
+    """The value of property `name` of the node at `path`, following property
+    links (which win over a plain property of the same name)."""
+    # Only the one property is followed, not the whole target node: a target
+    # whose other links are broken or loop back here is no error.
+    seen: set[tuple[str, str]] = set()
+    while True:
+        if (path, name) in seen:
+            raise TreeError(f"Property link cycle at {path} {name}")
+        seen.add((path, name))
+        node = _existing(root, path)
+        link = node.properties.get(name + PROPERTY_LINK_SUFFIX)
+        if link is None:
+            if name not in node.properties:
+                raise TreeError(f"No property {name} at {path}")
+            return node.properties[name]
+        parts = str(link).split()
+        if not 1 <= len(parts) <= 2:
+            raise TreeError(f"Bad property link {name} => {link!r} at {path}")
+        path = resolve_path(path, parts[0])
+        name = parts[1] if len(parts) == 2 else name
+
+
+def _existing(root: Node, path: str) -> Node:
     node = root.get(path)
     if node is None:
         raise TreeError(f"No such node: {path}")
-    result = node.plain_properties()
-    for key, value in node.properties.items():
-        if not key.endswith(PROPERTY_LINK_SUFFIX):
-            continue
-        name = key[: -len(PROPERTY_LINK_SUFFIX)]
-        parts = str(value).split()
-        if not parts or len(parts) > 2:
-            raise TreeError(f"Bad property link {name} => {value!r} at {path}")
-        target = resolve_path(path, parts[0])
-        pname = parts[1] if len(parts) == 2 else name
-        if (target, pname) in _seen:
-            raise TreeError(f"Property link cycle at {path} {name}")
-        props = resolved_properties(root, target, _seen | {(path, name)})
-        if pname not in props:
-            raise TreeError(f"Property link {name} => {value} at {path}: no property {pname}")
-        result[name] = props[pname]
-    return result
+    return node

@@ -62,9 +62,7 @@ class Runner:
                 return candidate
         raise ReconcilerError(f"Command not found: {name}")
 
-    def run(
-        self, argv: Sequence[str], *, cwd: str | None = None, check: bool = True
-    ) -> Result:
+    def run(self, argv: Sequence[str], *, cwd: str | None = None, check: bool = True) -> Result:
         """Run `argv`; raise CommandFailed on a non-zero exit when `check`.
 
         With `check=False` the command is a query: its exit status is an
@@ -86,7 +84,7 @@ class Runner:
         )
         raw, _ = process.communicate()
         output = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        result = Result(process.returncode, output)
+        result = Result(process.wait(), output)
         if result.returncode == 0 or not check:
             if self.verbose:
                 self._show(output)

@@ -49,7 +49,9 @@ class FileSystem:
                 rpm = self._script_owner(record.with_suffix(".script")) or app
                 if rpm in applications:
                     found.append(
-                        InstalledDeployment(app=app, rpm=rpm, path="/" + stem.replace(",", "/"), n=int(n))
+                        InstalledDeployment(
+                            app=app, rpm=rpm, path="/" + stem.replace(",", "/"), n=int(n)
+                        )
                     )
         return found
 

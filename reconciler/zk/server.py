@@ -194,10 +194,9 @@ class ZooKeeperServer:
         # connecting then is dropped; `srvr` names a mode only once sessions
         # are accepted. `conf` proves the answer comes from this server and
         # not from another one that already held the port.
-        return (
-            "Mode: " in four_letter_word(self.port, "srvr")
-            and f"dataDir={self.directory / 'data'}/" in four_letter_word(self.port, "conf")
-        )
+        if "Mode: " not in four_letter_word(self.port, "srvr"):
+            return False
+        return f"dataDir={self.directory / 'data'}/" in four_letter_word(self.port, "conf")
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,0 +1,25 @@
+"""The operators' subcommands: `reconcile tree|monitor|sync|hosts ...`.
+
+Each module registers its parser and a handler returning the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from reconciler.commands import tree
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="reconcile", description="Operators' commands.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (tree,):
+        module.register(commands)
+    return top
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parser().parse_args(list(argv))
+    status: int = args.handler(args)
+    return status

@@ -1,0 +1,170 @@
+"""Importing a tree into ZooKeeper and exporting one from it.
+
+An import is planned first, in memory, from the tree read at the target
+path (`plan_import`, no I/O), then applied with pipelined writes. So a dry
+run is the plan without the writes, and a big import costs about one read
+walk plus one write per changed node.
+
+Trimming: below each imported node, nodes the text does not mention are
+extra. An extra subtree without ephemeral nodes is deleted whole (with
+`trim`) or reported (without); one holding ephemeral nodes is kept, only its
+parts free of them are trimmed. Ephemeral nodes belong to live sessions
+(registered servers, locks): they are never deleted and never reported.
+Nodes directly under the import path are never trimmed: the text is then
+one of several imported side by side.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from reconciler import treefmt
+from reconciler.tree import Node, join_path
+from reconciler.zk.reader import DEFAULT_WINDOW, normalize, read_tree
+from reconciler.zk.storage import canonical, encode
+
+
+@dataclass(frozen=True)
+class Write:
+    """One change: `create` (with data), `set` (data) or `delete`."""
+
+    action: str
+    path: str
+    data: bytes = b""
+
+    def issue(self, client: KazooClient) -> Any:
+        if self.action == "create":
+            return client.create_async(self.path, self.data)
+        if self.action == "set":
+            return client.set_async(self.path, self.data)
+        return client.delete_async(self.path)
+
+
+@dataclass
+class ImportPlan:
+    """The writes, in an order ZooKeeper can apply them one after the other
+    (parents created before children, children deleted before parents),
+    and the messages for the operator."""
+
+    writes: list[Write] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def import_tree(
+    client: KazooClient, tree: Node, path: str = "/", trim: bool = False, dry_run: bool = False
+) -> list[str]:
+    """Make the nodes under `path` match `tree` (a root as from
+    `treefmt.parse`: its children land under `path`; its properties, if
+    any, become those of `path`). Returns the messages, in path order:
+    `extra path not trimmed: <path>` without `trim`, `would delete <path>.`
+    for a dry run with `trim`. A dry run writes nothing at all."""
+    path = normalize(path)
+    try:
+        actual: Node | None = read_tree(client, path)
+    except NoNodeError:
+        actual = None
+    plan = plan_import(actual, tree, path, trim=trim, dry_run=dry_run)
+    if not dry_run:
+        if actual is None:
+            # Only the import path may need missing ancestors; done blocking,
+            # because the pipelined creates below it depend on it.
+            client.create(path, encode(tree.properties), makepath=True)
+        apply_writes(client, plan.writes)
+    return plan.messages
+
+
+def export_tree(client: KazooClient, path: str = "/", ephemeral: bool = False) -> str:
+    """The subtree at `path` as tree text (see `treefmt.export`)."""
+    path = normalize(path)
+    return treefmt.export(read_tree(client, path), path, ephemeral=ephemeral)
+
+
+def plan_import(
+    actual: Node | None, tree: Node, path: str, trim: bool = False, dry_run: bool = False
+) -> ImportPlan:
+    """The plan making `actual` (the tree read at `path`, None when `path`
+    does not exist) match `tree`. Pure: no I/O. Creating `path` itself when
+    missing is left to the caller (it may need ancestors)."""
+    plan = ImportPlan()
+    if actual is not None and tree.properties:
+        _update(plan, path, tree, actual)
+    for name in sorted(tree.children):
+        existing = actual.children.get(name) if actual is not None else None
+        _import(plan, join_path(path, name), tree.children[name], existing, trim, dry_run)
+    return plan
+
+
+def _update(plan: ImportPlan, path: str, wanted: Node, actual: Node) -> None:
+    if canonical(wanted.properties) != canonical(actual.properties):
+        plan.writes.append(Write("set", path, encode(wanted.properties)))
+
+
+def _import(
+    plan: ImportPlan, path: str, wanted: Node, actual: Node | None, trim: bool, dry_run: bool
+) -> None:
+    if actual is None:
+        plan.writes.append(Write("create", path, encode(wanted.properties)))
+        for name in sorted(wanted.children):
+            _import(plan, join_path(path, name), wanted.children[name], None, trim, dry_run)
+        return
+    _update(plan, path, wanted, actual)
+    # One pass over both name sets keeps the messages in path order.
+    for name in sorted(wanted.children.keys() | actual.children.keys()):
+        child_path = join_path(path, name)
+        if name in wanted.children:
+            child = actual.children.get(name)
+            _import(plan, child_path, wanted.children[name], child, trim, dry_run)
+        else:
+            _extra(plan, child_path, actual.children[name], trim, dry_run)
+
+
+def _extra(plan: ImportPlan, path: str, node: Node, trim: bool, dry_run: bool) -> None:
+    if node.ephemeral:
+        return
+    if _holds_ephemeral(node):
+        for name in sorted(node.children):
+            _extra(plan, join_path(path, name), node.children[name], trim, dry_run)
+    elif not trim:
+        plan.messages.append(f"extra path not trimmed: {path}")
+    elif dry_run:
+        plan.messages.append(f"would delete {path}.")
+    else:
+        _delete(plan, path, node)
+
+
+def _holds_ephemeral(node: Node) -> bool:
+    return any(child.ephemeral or _holds_ephemeral(child) for child in node.children.values())
+
+
+def _delete(plan: ImportPlan, path: str, node: Node) -> None:
+    for name in sorted(node.children):
+        _delete(plan, join_path(path, name), node.children[name])
+    plan.writes.append(Write("delete", path))
+
+
+def apply_writes(client: KazooClient, writes: list[Write], window: int = DEFAULT_WINDOW) -> None:
+    """Send `writes` pipelined, `window` at a time. ZooKeeper applies one
+    session's requests in the order sent, so dependent writes (a child
+    after its parent) may be in flight together. The first failure is
+    raised once the writes in flight are answered; none is sent after it."""
+    pending = deque(writes)
+    in_flight: deque[tuple[Write, Any]] = deque()
+    failure: Exception | None = None
+    while in_flight or (pending and failure is None):
+        while pending and failure is None and len(in_flight) < window:
+            write = pending.popleft()
+            in_flight.append((write, write.issue(client)))
+        write, result = in_flight.popleft()
+        try:
+            result.get()
+        except Exception as error:
+            if failure is None:
+                error.add_note(f"while trying to {write.action} {write.path}")
+                failure = error
+    if failure is not None:
+        raise failure

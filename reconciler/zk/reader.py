@@ -1,0 +1,124 @@
+"""Reading trees and properties from ZooKeeper.
+
+A tree of tens of thousands of nodes must read in seconds. A blocking walk
+pays one network round trip (and two thread hand-offs inside kazoo) per
+request; here requests are pipelined instead: up to `window` are in flight
+at once and their answers are consumed in the order they were sent, which is
+the order ZooKeeper answers one session in. A node's data comes with its
+child count, so leaves (most of a tree) cost one request, not two.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from reconciler.tree import Node, join_path, split_path
+from reconciler.zk.storage import decode, encode
+
+# Several hundred in flight keep the connection busy; far more only grows
+# kazoo's queues (and ZooKeeper throttles above 1000 outstanding requests).
+DEFAULT_WINDOW = 500
+CHUNK = 100
+SYSTEM_PATH = "/zookeeper"
+
+
+def normalize(path: str) -> str:
+    """`/a/b` for `a/b/`, `//a//b` ...; `/` for the root."""
+    return "/" + "/".join(split_path(path))
+
+
+@dataclass
+class _Request:
+    """One read in the pipeline: the data of `node` at `path` (then attached
+    to `parent` as `name`), or, with `children=True`, its child names."""
+
+    path: str
+    node: Node
+    parent: Node | None
+    name: str
+    children: bool = False
+
+    def issue(self, client: KazooClient) -> Any:
+        if self.children:
+            return client.get_children_async(self.path)
+        return client.get_async(self.path)
+
+
+def read_tree(client: KazooClient, path: str = "/", window: int = DEFAULT_WINDOW) -> Node:
+    """The subtree at `path` as a Node, ephemeral nodes marked.
+
+    `/zookeeper` (ZooKeeper's own) is left out when reading the real root.
+    Nodes deleted during the walk are left out; the walk is not a snapshot.
+    Raises NoNodeError when `path` itself does not exist.
+    """
+    path = normalize(path)
+    skip = SYSTEM_PATH if path == "/" and not client.chroot else None
+    root = Node()
+    todo: deque[_Request] = deque([_Request(path, root, None, "")])
+    in_flight: deque[tuple[_Request, Any]] = deque()
+    while todo or in_flight:
+        while todo and len(in_flight) < window:
+            request = todo.popleft()
+            in_flight.append((request, request.issue(client)))
+        # Answers arrive in the order asked: once the chunk's last is in, all
+        # before it are. Waiting for chunks, not single answers, saves a
+        # thread wake-up per request.
+        chunk = min(len(in_flight), CHUNK)
+        in_flight[chunk - 1][1].wait()
+        for _ in range(chunk):
+            _receive(*in_flight.popleft(), todo, skip)
+    return root
+
+
+def _receive(request: _Request, result: Any, todo: deque[_Request], skip: str | None) -> None:
+    """Fill in one answer; queue the reads it calls for."""
+    try:
+        answer = result.get()
+    except NoNodeError:
+        if request.parent is None:
+            raise
+        # Deleted since its parent was listed: as if never there.
+        request.parent.children.pop(request.name, None)
+        return
+    if request.children:
+        for name in sorted(answer):
+            child_path = join_path(request.path, name)
+            if child_path != skip:
+                todo.append(_Request(child_path, Node(), request.node, name))
+        return
+    data, stat = answer
+    node = request.node
+    node.properties = decode(data)
+    node.ephemeral = stat.ephemeralOwner != 0
+    if request.parent is not None:
+        request.parent.children[request.name] = node
+    if stat.numChildren > 0:
+        todo.append(_Request(request.path, node, request.parent, request.name, True))
+
+
+def read_properties(client: KazooClient, path: str) -> dict[str, Any]:
+    """The properties of one node; NoNodeError when it does not exist."""
+    data, _stat = client.get(path)
+    return decode(data)
+
+
+def read_versioned_properties(client: KazooClient, path: str) -> tuple[dict[str, Any], int]:
+    """The properties of one node and the data version to pass to
+    `write_properties` for a check-and-set update."""
+    data, stat = client.get(path)
+    return decode(data), int(stat.version)
+
+
+def write_properties(
+    client: KazooClient, path: str, properties: dict[str, Any], version: int = -1
+) -> int:
+    """Replace a node's properties; with `version` (from
+    `read_versioned_properties`) only if nobody wrote since, else
+    BadVersionError. Returns the new version."""
+    stat = client.set(path, encode(properties), version=version)
+    return int(stat.version)

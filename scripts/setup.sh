@@ -1,0 +1,31 @@
+#!/bin/sh
+# Set up a development machine: system packages (ZooKeeper for the tests and
+# the demo; rpm, dnf and createrepo-c for the real-RPM tests) and a virtual
+# environment in .venv with the project and its test tools.
+set -eu
+cd "$(dirname "$0")/.."
+
+missing=""
+[ -f /usr/share/java/zookeeper.jar ] || missing="$missing zookeeper"
+command -v rpmbuild >/dev/null 2>&1 || missing="$missing rpm"
+command -v dnf >/dev/null 2>&1 || missing="$missing dnf"
+command -v createrepo_c >/dev/null 2>&1 || missing="$missing createrepo-c"
+command -v java >/dev/null 2>&1 || missing="$missing default-jre-headless"
+command -v git >/dev/null 2>&1 || missing="$missing git"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "Installing Debian packages:$missing"
+        apt-get update -qq
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    else
+        echo "Please install these Debian packages first:$missing" >&2
+        echo "  sudo apt-get install -y$missing" >&2
+        exit 1
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,0 +1,119 @@
+"""The planner alone: pure data in, steps out. No subprocess, no file system."""
+
+from __future__ import annotations
+
+from reconciler.actual import ActualState, InstalledDeployment
+from reconciler.model import Deployment, DesiredState
+from reconciler.planner import plan
+from reconciler.steps import (
+    AfterHook,
+    ControllerCommand,
+    Deploy,
+    InstallPackage,
+    RecordSuccess,
+    RemoveEmptyConfigDirs,
+    RemoveSoftware,
+    Undeploy,
+)
+
+
+def deployment(rpm: str, path: str, n: int = 0, version: str | None = "1.0.0") -> Deployment:
+    app = rpm.split("-")[0]
+    return Deployment(app=app, rpm=rpm, subtype=None, version=version, path=path, n=n)
+
+
+SEED_V2 = DesiredState(
+    deployments=(deployment("z4m", "/cust/someapp/cms"), deployment("z4m", "/cust2/someapp/cms")),
+    packages={"z4m": "1.0.0"},
+)
+SEED_HOST = ActualState(
+    opt=frozenset({"z4m", "z4mmonitor"}),
+    applications=frozenset({"z4m", "z4mmonitor"}),
+    deployments=(
+        InstalledDeployment(app="z4m", rpm="z4m", path="/cust/someapp/cms", n=0),
+        InstalledDeployment(app="z4m", rpm="z4m", path="/cust2/someapp/cms", n=0),
+        InstalledDeployment(app="z4mmonitor", rpm="z4mmonitor", path="/cust/someapp/monitor", n=0),
+    ),
+)
+
+
+def test_seed_version_2() -> None:
+    steps = plan(SEED_V2, SEED_HOST, 2, after=("echo", "after"))
+    assert steps == [
+        Undeploy(app="z4mmonitor", rpm="z4mmonitor", path="/cust/someapp/monitor", n=0),
+        InstallPackage(rpm="z4m", version="1.0.0", present=True),
+        Deploy(app="z4m", rpm="z4m", subtype=None, path="/cust/someapp/cms", n=0),
+        Deploy(app="z4m", rpm="z4m", subtype=None, path="/cust2/someapp/cms", n=0),
+        RemoveSoftware("z4mmonitor"),
+        RemoveEmptyConfigDirs(("z4mmonitor",)),
+        RecordSuccess(2),
+        AfterHook(("echo", "after")),
+    ]
+    assert [s.describe() for s in steps][:5] == [
+        "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
+        "yum -q list installed z4m  # then yum -y install z4m-1.0.0 if not installed",
+        "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
+        "/opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
+        "yum -y remove z4mmonitor",
+    ]
+
+
+def test_empty_host_installs_without_asking() -> None:
+    steps = plan(SEED_V2, ActualState(), 1)
+    assert steps[0] == InstallPackage(rpm="z4m", version="1.0.0", present=False)
+    assert steps[0].describe() == "yum -y install z4m-1.0.0"
+    assert steps[-1] == RecordSuccess(1)
+
+
+def test_undeploys_sorted_by_app_rpm_path_n() -> None:
+    actual = ActualState(
+        opt=frozenset({"b", "a"}),
+        applications=frozenset({"b", "a"}),
+        deployments=(
+            InstalledDeployment(app="b", rpm="b", path="/x", n=1),
+            InstalledDeployment(app="b", rpm="b", path="/x", n=0),
+            InstalledDeployment(app="a", rpm="a", path="/z", n=0),
+        ),
+    )
+    steps = plan(DesiredState(deployments=(), packages={}), actual, 3)
+    assert steps[:3] == [
+        Undeploy(app="a", rpm="a", path="/z", n=0),
+        Undeploy(app="b", rpm="b", path="/x", n=0),
+        Undeploy(app="b", rpm="b", path="/x", n=1),
+    ]
+    assert steps[3:5] == [RemoveSoftware("a"), RemoveSoftware("b")]
+
+
+def test_a_deployment_moving_to_another_versioned_package_is_not_undeployed() -> None:
+    desired = DesiredState(
+        deployments=(deployment("z4m-5.0.0", "/a", version=None),), packages={"z4m-5.0.0": None}
+    )
+    actual = ActualState(
+        opt=frozenset({"z4m-4.0.0"}),
+        applications=frozenset({"z4m-4.0.0"}),
+        deployments=(InstalledDeployment(app="z4m", rpm="z4m-4.0.0", path="/a", n=0),),
+    )
+    steps = plan(desired, actual, 7)
+    assert steps[:3] == [
+        InstallPackage(rpm="z4m-5.0.0", version=None, present=False),
+        Deploy(app="z4m", rpm="z4m-5.0.0", subtype=None, path="/a", n=0),
+        RemoveSoftware("z4m-4.0.0"),
+    ]
+
+
+def test_checkouts_are_removed_from_disk() -> None:
+    actual = ActualState(
+        opt=frozenset({"app"}), applications=frozenset({"app"}), checkouts=frozenset({"app"})
+    )
+    steps = plan(DesiredState(deployments=(), packages={}), actual, 1)
+    assert steps[0] == RemoveSoftware("app", checkout=True)
+    assert steps[0].describe() == "remove checkout /opt/app"
+
+
+def test_role_controller_frames_installs_and_deploys_without_service_locks() -> None:
+    steps = plan(SEED_V2, SEED_HOST, 2, role="my.role", controller="my-rc")
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds.index("ControllerCommand") == 1
+    assert steps[1] == ControllerCommand("my-rc", "starting-deployments", "my.role")
+    assert steps[5] == ControllerCommand("my-rc", "ending-deployments", "my.role")
+    assert all(not s.lock for s in steps if isinstance(s, Deploy))

@@ -1,0 +1,148 @@
+"""The in-memory tree: paths and property links."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.tree import (
+    Node,
+    TreeError,
+    join_path,
+    resolve_path,
+    resolved_properties,
+    resolved_property,
+    split_path,
+)
+from reconciler.treefmt import parse
+
+TREE = """
+/other
+  n = 3
+  name = 'other'
+/app
+  /cms : z4m
+    version = '1.0.0'
+    threads => /other n
+    name => /other
+    db -> /databases/main
+    /deploy
+      threads => .. threads
+      up => ../.. version
+  version = '2.0'
+  sibling => ../other
+"""
+
+
+@pytest.fixture
+def root() -> Node:
+    return parse(TREE)
+
+
+def test_paths() -> None:
+    assert split_path("/a//b/") == ["a", "b"]
+    assert split_path("/") == []
+    assert join_path("/", "a") == "/a"
+    assert join_path("/a", "b") == "/a/b"
+    assert resolve_path("/a/b", "../c") == "/a/c"
+    assert resolve_path("/a/b", "/x/./y") == "/x/y"
+    assert resolve_path("/a/b", ".") == "/a/b"
+    assert resolve_path("/a/b", "") == "/a/b"
+
+
+def test_get_and_child() -> None:
+    root = Node()
+    root.child("a").child("b")
+    assert root.get("/a/b") == Node()
+    assert root.get("/a/missing") is None
+    assert root.get("/a/b/c/d") is None
+    assert root.get("/") is root
+
+
+def test_property_links_are_replaced_by_their_values(root: Node) -> None:
+    assert resolved_properties(root, "/app/cms") == {
+        "type": "z4m",
+        "version": "1.0.0",
+        "threads": 3,
+        # pname defaults to the link's own name
+        "name": "other",
+    }
+
+
+def test_relative_property_links_chain(root: Node) -> None:
+    assert resolved_properties(root, "/app/cms/deploy") == {"threads": 3, "up": "2.0"}
+
+
+def test_relative_link_from_a_top_level_node() -> None:
+    root = parse("/a\n  x = 1\n/b\n  x => ../a\n")
+    assert resolved_properties(root, "/b") == {"x": 1}
+
+
+def test_resolved_property(root: Node) -> None:
+    assert resolved_property(root, "/app/cms/deploy", "threads") == 3
+    assert resolved_property(root, "/other", "n") == 3
+
+
+def test_symbolic_links_are_left_out(root: Node) -> None:
+    assert "db" not in resolved_properties(root, "/app/cms")
+    assert "db ->" not in resolved_properties(root, "/app/cms")
+
+
+def test_link_wins_over_a_plain_property_of_the_same_name() -> None:
+    root = parse("/a\n  x = 1\n/b\n  x = 2\n  x => /a\n")
+    assert resolved_properties(root, "/b") == {"x": 1}
+
+
+def test_missing_node() -> None:
+    with pytest.raises(TreeError, match="No such node: /nope"):
+        resolved_properties(parse("/a\n"), "/nope")
+
+
+def test_link_to_a_missing_node() -> None:
+    root = parse("/a\n  x => /nope\n")
+    with pytest.raises(TreeError, match="No such node: /nope"):
+        resolved_properties(root, "/a")
+
+
+def test_link_to_a_missing_property() -> None:
+    root = parse("/a\n  x => /b y\n/b\n  x = 1\n")
+    with pytest.raises(TreeError, match="No property y at /b"):
+        resolved_properties(root, "/a")
+
+
+def test_link_to_a_node_link_is_no_value() -> None:
+    root = parse("/a\n  x => /b\n/b\n  x -> /c\n/c\n")
+    with pytest.raises(TreeError, match="No property x at /b"):
+        resolved_properties(root, "/a")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/a\n  x => .\n",
+        "/a\n  x => . x\n",
+        "/a\n  x => /b\n/b\n  x => /a\n",
+        "/a\n  x => /b y\n/b\n  y => /c\n/c\n  y => ../a x\n",
+    ],
+)
+def test_cycle(text: str) -> None:
+    with pytest.raises(TreeError, match="cycle"):
+        resolved_properties(parse(text), "/a")
+
+
+def test_a_loop_elsewhere_on_the_target_node_is_no_error() -> None:
+    # /b's own `y` loops back to /a, but only `x` of /b is read.
+    root = parse("/a\n  x => /b\n  y = 2\n/b\n  x = 1\n  y => /a\n")
+    assert resolved_properties(root, "/a") == {"x": 1, "y": 2}
+    assert resolved_properties(root, "/b") == {"x": 1, "y": 2}
+
+
+def test_broken_link_elsewhere_on_the_target_node_is_no_error() -> None:
+    root = parse("/a\n  x => /b\n/b\n  x = 1\n  y => /nope\n")
+    assert resolved_properties(root, "/a") == {"x": 1}
+
+
+@pytest.mark.parametrize("value", ["", "a b c", "   "])
+def test_bad_property_link(value: str) -> None:
+    root = Node(children={"a": Node({"x =>": value})})
+    with pytest.raises(TreeError, match="Bad property link"):
+        resolved_properties(root, "/a")
