@@ -119,7 +119,7 @@ class Agent:
         self.verbose = verbose
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         try:
-            self.client = connect(config.zookeeper)
+            self.client = connect(config.zookeeper, timeout=config.zookeeper_session_timeout)
         except ZooKeeperUnavailable as e:
             raise ConfigError(str(e)) from None
         self.source = ZooKeeperSource(self.client, self.host)

@@ -29,6 +29,7 @@ class Config(BaseModel):
     root: Path = Path("/")
     path: tuple[Path, ...] = ()
     zookeeper: str = "zookeeper:2181"
+    zookeeper_session_timeout: float = Field(default=10.0, gt=0)
     package_manager: Literal["yum", "dnf"] = "yum"
     dnf_options: tuple[str, ...] = ()
     # None: dnf works on the real system.
@@ -48,6 +49,7 @@ KEYS = {
     "root",
     "path",
     "zookeeper",
+    "zookeeper-session-timeout",
     "package-manager",
     "dnf-options",
     "dnf-installroot",
@@ -126,7 +128,7 @@ def load(path: Path) -> Config:
             values["after"] = tuple(shlex.split(section["after"], comments=False))
         except ValueError as e:
             raise ConfigError(f"{path}: after: {e}") from None
-    for key in ("host-name", "zookeeper", "package-manager"):
+    for key in ("host-name", "zookeeper", "zookeeper-session-timeout", "package-manager"):
         if key in section:
             values[key.replace("-", "_")] = section[key].strip()
     for key in ("tree", "root"):

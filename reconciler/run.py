@@ -66,6 +66,9 @@ class Deployer:
         self.packages = package_manager(config, self.runner)
         self.rundir = RunDirectory(config.run_directory)
         self.host_version: Any = self.rundir.read_host_version()
+        # The halt was already reported (by the end of the last run): the
+        # run the halt itself queues stays silent.
+        self.halt_reported = False
 
     def plan(self, version: Any) -> list[Step]:
         desired = desired_state(self.source.tree(), self.host)
@@ -74,8 +77,11 @@ class Deployer:
     def run(self) -> Outcome:
         version = self.source.version()
         if version is None:
-            logger.warning("Not deploying because cluster version is None")
+            if not self.halt_reported:
+                logger.warning("Not deploying because cluster version is None")
+                self.halt_reported = True
             return Outcome.HALTED
+        self.halt_reported = False
         if version is False:
             return Outcome.HALTED
         self.source.set_error(None)
@@ -113,6 +119,7 @@ class Deployer:
                 outcome = Outcome.FAILED
             if self.source.version() is None:
                 logger.warning("Not deploying because cluster version is None")
+                self.halt_reported = True
         return outcome
 
     def fail(self, error: Exception, version: Any, label: str, critical: str) -> None:
