@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from kazoo.exceptions import BadVersionError
 
 from reconciler.zk import server
 from reconciler.zk.reader import read_properties, read_versioned_properties, write_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect, decode, encode
+from reconciler.zk.storage import SelectHandler, ZooKeeperUnavailable, connect, decode, encode
 
 json_values = st.recursive(
     st.none()
@@ -98,3 +101,24 @@ def test_missing_zookeeper_jar_is_explained(
     monkeypatch.setattr(server, "JAVA_DIR", tmp_path)
     with pytest.raises(server.ZooKeeperServerError, match="apt-get install -y zookeeper"):
         server.find_java_classpath()
+
+
+def test_select_handler_copes_with_high_descriptors() -> None:
+    """select(2) can't watch descriptors from 1024 on (a busy agent may have
+    them); the handler then falls back to kazoo's own way."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("can't open descriptors beyond 1024 here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    reader, writer = socket.socketpair()
+    high = socket.socket(fileno=os.dup2(reader.fileno(), 1500))
+    try:
+        handler = SelectHandler()
+        assert handler.select([reader, high], [], [], 0) == ([], [], [])
+        writer.send(b"x")
+        assert handler.select([high], [], [], 1)[0] == [high]
+        assert handler.select([reader], [], [], 1)[0] == [reader]
+    finally:
+        for sock in (high, reader, writer):
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

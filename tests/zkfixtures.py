@@ -1,6 +1,6 @@
 """Pytest plugin: a real ZooKeeper for the tests.
 
-Register it from tests/conftest.py with `pytest_plugins = ["zkfixtures"]`.
+Registered from tests/conftest.py (`pytest_plugins = ["tests.zkfixtures"]`).
 One private server runs for the whole session (it starts in about 0.3 s,
 but a session per test would add up); each test gets its own chroot, so
 tests can't see each other's nodes.

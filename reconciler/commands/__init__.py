@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from reconciler.commands import tree
+from reconciler.commands import hosts, monitor, sync, tree
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="reconcile", description="Operators' commands.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (tree,):
+    for module in (tree, sync, monitor, hosts):
         module.register(commands)
     return top
 

@@ -1,4 +1,5 @@
-"""`reconcile tree import|export`: move tree text in and out of ZooKeeper."""
+"""`reconcile tree import|export|lint`: move tree text in and out of
+ZooKeeper; check it before it gets there."""
 
 from __future__ import annotations
 
@@ -43,6 +44,22 @@ def register(commands: Any) -> None:
     add_zookeeper_option(exp)
     exp.set_defaults(handler=run_export)
 
+    lint = actions.add_parser(
+        "lint",
+        help="report every error agents would hit in a tree file or repository",
+        description="Check a tree file, or every .zk/.zkx file under a directory (merged as "
+        "sync imports them), for every host and role the tree names. Prints one error per "
+        "line and exits 1 if any; otherwise prints a summary and exits 0.",
+    )
+    lint.add_argument("target", metavar="FILE|REPOSITORY", type=Path, help="file or directory")
+    lint.add_argument(
+        "-z",
+        "--zookeeper",
+        metavar="CONNECTION",
+        help="also check the hosts registered in this ZooKeeper (default: don't connect)",
+    )
+    lint.set_defaults(handler=run_lint)
+
 
 def parse_file(path: Path) -> Any:
     try:
@@ -80,3 +97,41 @@ def run_export(args: argparse.Namespace) -> int:
         client.stop()
         client.close()
     return 0
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from reconciler import lint
+
+    target: Path = args.target
+    if target.is_dir():
+        names = lint.find_tree_files(target)
+        if not names:
+            print(f"No .zk or .zkx files under {target}", file=sys.stderr)
+            return 1
+        paths = [(str(target / name), target / name) for name in names]
+    elif target.exists():
+        paths = [(str(target), target)]
+    else:
+        raise ConfigError(f"Can't read {target}: No such file or directory")
+    files, problems = lint.load(paths)
+    report = lint.lint(files, problems, _registered_hosts(args.zookeeper))
+    for problem in report.problems:
+        print(problem)
+    if report.problems:
+        print(lint.plural(len(report.problems), "error"), file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+def _registered_hosts(connection: str | None) -> list[Any]:
+    if connection is None:
+        return []
+    from reconciler.sync import read_fleet
+
+    client = client_for(connection)
+    try:
+        return [host.identity() for host in read_fleet(client).hosts]
+    finally:
+        client.stop()
+        client.close()

@@ -6,6 +6,8 @@ request; here requests are pipelined instead: up to `window` are in flight
 at once and their answers are consumed in the order they were sent, which is
 the order ZooKeeper answers one session in. A node's data comes with its
 child count, so leaves (most of a tree) cost one request, not two.
+Measured (bench/bench_tree_read.py, 20,000 nodes, loopback): about 1 s
+against about 6 s for a blocking walk on the same client.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reconciler.zk.storage import decode, encode
 # Several hundred in flight keep the connection busy; far more only grows
 # kazoo's queues (and ZooKeeper throttles above 1000 outstanding requests).
 DEFAULT_WINDOW = 500
+# Answers are taken in chunks: one thread wake-up per chunk, not per answer.
 CHUNK = 100
 SYSTEM_PATH = "/zookeeper"
 
@@ -32,7 +35,7 @@ def normalize(path: str) -> str:
     return "/" + "/".join(split_path(path))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Request:
     """One read in the pipeline: the data of `node` at `path` (then attached
     to `parent` as `name`), or, with `children=True`, its child names."""
@@ -57,6 +60,7 @@ def read_tree(client: KazooClient, path: str = "/", window: int = DEFAULT_WINDOW
     Raises NoNodeError when `path` itself does not exist.
     """
     path = normalize(path)
+    window = max(1, window)
     skip = SYSTEM_PATH if path == "/" and not client.chroot else None
     root = Node()
     todo: deque[_Request] = deque([_Request(path, root, None, "")])
@@ -66,8 +70,7 @@ def read_tree(client: KazooClient, path: str = "/", window: int = DEFAULT_WINDOW
             request = todo.popleft()
             in_flight.append((request, request.issue(client)))
         # Answers arrive in the order asked: once the chunk's last is in, all
-        # before it are. Waiting for chunks, not single answers, saves a
-        # thread wake-up per request.
+        # before it are, and taking them costs no more waiting.
         chunk = min(len(in_flight), CHUNK)
         in_flight[chunk - 1][1].wait()
         for _ in range(chunk):

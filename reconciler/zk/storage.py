@@ -8,10 +8,12 @@ every node has properties.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import select
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.handlers.threading import SequentialThreadingHandler
 
 STRING_VALUE = "string_value"
 
@@ -52,13 +54,38 @@ def canonical(properties: Mapping[str, Any]) -> str:
     return json.dumps(properties, sort_keys=True, separators=(",", ":"))
 
 
+class SelectHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
+    """kazoo's threading handler, waiting with a single select(2) call.
+
+    kazoo's own `select` creates, fills and closes an epoll object on every
+    call, several times per request. In a pipelined tree read that costs
+    more than ZooKeeper itself: 20,000 nodes read in about 1.1 s instead of
+    1.8 s (bench/bench_tree_read.py)."""
+
+    def select(
+        self,
+        rlist: Sequence[Any],
+        wlist: Sequence[Any],
+        xlist: Sequence[Any],
+        timeout: float | None = None,
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        try:
+            return select.select(rlist, wlist, xlist, timeout)
+        except ValueError:
+            # A descriptor beyond select(2)'s limit of 1024: kazoo's way copes.
+            result: tuple[list[Any], list[Any], list[Any]] = super().select(
+                rlist, wlist, xlist, timeout
+            )
+            return result
+
+
 def connect(connection: str, timeout: float = 10) -> KazooClient:
     """A started client for `connection` (`host:port[,host:port...][/chroot]`).
 
     Raises ZooKeeperUnavailable when no server answers within `timeout`
     seconds; the caller owns the client (`stop()` then `close()`).
     """
-    client = KazooClient(hosts=connection, timeout=timeout)
+    client = KazooClient(hosts=connection, timeout=timeout, handler=SelectHandler())
     try:
         client.start(timeout=timeout)
     except Exception as error:

@@ -1,0 +1,105 @@
+"""`reconcile sync REPOSITORY`: push the tree's current git revision into
+ZooKeeper, once (cron) or every `--interval` seconds until SIGTERM/SIGINT.
+
+Everything goes to the log (stderr, like the agent's), so that cron mails
+and journald capture one stream. Exit status: 0 synced, nothing to do or dry
+run; 1 refused (halted cluster, unconverged host, another sync running),
+tree errors or a failure (git, ZooKeeper); 2 bad usage or no ZooKeeper. A
+loop exits 0 when stopped; a failed round is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from kazoo.exceptions import KazooException
+from loguru import logger
+
+from reconciler import logs
+from reconciler.commands.tree import add_zookeeper_option, client_for
+from reconciler.errors import ConfigError
+from reconciler.sync import SyncError, checkout, sync
+
+EXIT_FAILED = 1
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "sync",
+        help="import a git repository's tree files into ZooKeeper",
+        description="Import the *.zk (with trim) then *.zkx (without) files of a git "
+        "repository's default branch at /, then set the cluster version to the revision.",
+    )
+    parser.add_argument("repository", metavar="REPOSITORY", help="git repository: path or URL")
+    parser.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    parser.add_argument(
+        "--force", action="store_true", help="sync even though some hosts have not converged"
+    )
+    parser.add_argument(
+        "--interval",
+        metavar="S",
+        type=_positive,
+        help="sync every S seconds until SIGTERM or SIGINT (default: once)",
+    )
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per record")
+    add_zookeeper_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.setup(json_lines=args.log_json)
+    if args.interval is None:
+        return sync_once(args)
+    return sync_loop(args, args.interval)
+
+
+def sync_once(args: argparse.Namespace) -> int:
+    try:
+        with checkout(args.repository) as tree:
+            client = client_for(args.zookeeper)
+            try:
+                return sync(client, tree, dry_run=args.dry_run, force=args.force).exit_status
+            finally:
+                client.stop()
+                client.close()
+    except SyncError as e:
+        logger.error(str(e))
+    except KazooException as e:
+        logger.error(f"ZooKeeper failed: {type(e).__name__} {e}".rstrip())
+    return EXIT_FAILED
+
+
+def sync_loop(args: argparse.Namespace, interval: float) -> int:
+    stop = threading.Event()
+
+    def stopping(signum: int, frame: FrameType | None) -> None:
+        # A round in progress finishes: an import is not cut in the middle.
+        logger.info(f"Stopping on {signal.Signals(signum).name}")
+        stop.set()
+
+    previous = {s: signal.signal(s, stopping) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.is_set():
+            try:
+                sync_once(args)
+            except ConfigError as e:  # ZooKeeper unreachable: try again next round
+                logger.error(str(e))
+            stop.wait(interval)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
