@@ -22,6 +22,7 @@ from reconciler.config import Config
 from reconciler.errors import ConfigError
 from reconciler.executor import Abandoned, Stopped
 from reconciler.model import HostIdentity
+from reconciler.rolelock import RoleLock
 from reconciler.run import Deployer, Outcome
 from reconciler.tree import Node
 from reconciler.zk.reader import read_properties, read_tree, read_versioned_properties
@@ -99,6 +100,18 @@ class ZooKeeperSource:
             yield lock
         finally:
             lock.release()
+
+    def role_lock(self, role: str) -> RoleLock:
+        """The persistent `/role-locks/<role>` (see `rolelock`). Waiting for
+        it stops when the agent stops, and gives up (abandons the run) when
+        another host halts the cluster: nothing is out of service yet."""
+        return RoleLock(self.client, role, self.host.id, self.host.name, self._waiting)
+
+    def _waiting(self) -> None:
+        if self.stopping():
+            raise Stopped()
+        if self.version() is None:
+            raise Abandoned()
 
     def _update(self, path: str, **changes: Any) -> None:
         """Read-modify-write with a version check, so a concurrent writer's

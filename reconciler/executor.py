@@ -7,7 +7,7 @@ verified by asking what is installed, with a downgrade as the fallback.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any, Protocol
 
 from loguru import logger
@@ -15,10 +15,13 @@ from loguru import logger
 from reconciler.drivers.command import Runner
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager
-from reconciler.errors import InstallFailed, ReconcilerError
+from reconciler.drivers.vcs import Vcs
+from reconciler.errors import InstallFailed
 from reconciler.model import Version, path_name
 from reconciler.rundir import RunDirectory
 from reconciler.steps import (
+    ENDING,
+    STARTING,
     AfterHook,
     Checkout,
     ControllerCommand,
@@ -57,6 +60,10 @@ class Cluster(Protocol):
     def lock(self, name: str) -> AbstractContextManager[object]:
         """The cluster-wide lock `/agent-locks/<name>`."""
 
+    def role_lock(self, role: str) -> AbstractContextManager[object]:
+        """The persistent role lock `/role-locks/<role>`: released when the
+        block ends normally, kept when it ends with an exception."""
+
     def stopping(self) -> bool:
         """The agent was asked to stop."""
 
@@ -74,10 +81,12 @@ class Executor:
         cluster: Cluster,
         rundir: RunDirectory,
         version: Any,
+        vcs: Vcs | None = None,
     ) -> None:
         self.runner = runner
         self.fs = fs
         self.packages = packages
+        self.vcs = vcs or Vcs(runner, fs)
         self.cluster = cluster
         self.rundir = rundir
         self.version = version
@@ -88,15 +97,26 @@ class Executor:
 
     def execute(self, steps: Iterable[Step], abandonable: bool = True) -> None:
         """Run every step but the after hook, checking between steps whether
-        another host halted the cluster."""
-        for step in steps:
-            if isinstance(step, AfterHook):
-                continue
-            if self.cluster.stopping():
-                raise Stopped()
-            if abandonable and self.cluster.version() is None:
-                raise Abandoned()
-            self.run_step(step)
+        another host halted the cluster (unless not `abandonable`: a host
+        with a role controller finishes its run).
+
+        The role lock is taken before a controller's `starting-deployments`
+        and released after its `ending-deployments`; a failure in between
+        (the `ending-deployments` is then not run) keeps it.
+        """
+        with ExitStack() as held:
+            for step in steps:
+                if isinstance(step, AfterHook):
+                    continue
+                if self.cluster.stopping():
+                    raise Stopped()
+                if abandonable and self.cluster.version() is None:
+                    raise Abandoned()
+                if isinstance(step, ControllerCommand) and step.command == STARTING:
+                    held.enter_context(self.cluster.role_lock(step.role))
+                self.run_step(step)
+                if isinstance(step, ControllerCommand) and step.command == ENDING:
+                    held.close()
 
     def run_step(self, step: Step) -> None:
         match step:
@@ -108,7 +128,8 @@ class Executor:
                 self.status(f"installing {step.rpm} {step.version}")
                 self.install(step.rpm, step.version, step.present)
             case Checkout():
-                raise ReconcilerError(f"VCS installs are not supported yet: {step.url}")
+                self.status(f"installing {step.rpm} {step.url}")
+                self.vcs.checkout(step.rpm, step.url)
             case Deploy():
                 self.deploy(step)
             case ControllerCommand():

@@ -44,6 +44,9 @@ class TreeFileSource:
     def lock(self, name: str) -> AbstractContextManager[object]:
         return nullcontext()
 
+    def role_lock(self, role: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
     def stopping(self) -> bool:
         return False
 

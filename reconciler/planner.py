@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from reconciler.actual import ActualState
 from reconciler.model import DesiredState, Version, app_name, is_vcs
 from reconciler.steps import (
+    ENDING,
+    STARTING,
     AfterHook,
     Checkout,
     ControllerCommand,
@@ -42,14 +44,10 @@ def plan(
     steps += [Undeploy(app=d.app, rpm=d.rpm, path=d.path, n=d.n) for d in stale]
 
     if controller and role:
-        steps.append(ControllerCommand(controller, "starting-deployments", role))
+        steps.append(ControllerCommand(controller, STARTING, role))
 
     for rpm in sorted(desired.packages):
-        wanted_version = desired.packages[rpm]
-        if is_vcs(wanted_version):
-            steps.append(Checkout(rpm=rpm, url=str(wanted_version)))
-        else:
-            steps.append(InstallPackage(rpm=rpm, version=wanted_version, present=rpm in actual.opt))
+        steps += install_steps(rpm, desired.packages[rpm], actual)
 
     steps += [
         Deploy(app=d.app, rpm=d.rpm, subtype=d.subtype, path=d.path, n=d.n, lock=controller is None)
@@ -57,7 +55,7 @@ def plan(
     ]
 
     if controller and role:
-        steps.append(ControllerCommand(controller, "ending-deployments", role))
+        steps.append(ControllerCommand(controller, ENDING, role))
 
     used = set(desired.packages)
     unused = sorted(actual.applications - used)
@@ -70,3 +68,16 @@ def plan(
     if after:
         steps.append(AfterHook(tuple(after)))
     return steps
+
+
+def install_steps(rpm: str, version: Version, actual: ActualState) -> list[Step]:
+    """Install `rpm` at `version`: from the package manager, or a checkout
+    for a VCS version. A package where a checkout is wanted is removed with
+    the package manager first; a checkout where a package is wanted is
+    removed from disk."""
+    if is_vcs(version):
+        removal = [RemoveSoftware(rpm)] if rpm in actual.opt - actual.checkouts else []
+        return [*removal, Checkout(rpm=rpm, url=str(version))]
+    if rpm in actual.checkouts:
+        return [RemoveSoftware(rpm, checkout=True), InstallPackage(rpm, version, present=False)]
+    return [InstallPackage(rpm=rpm, version=version, present=rpm in actual.opt)]

@@ -13,12 +13,13 @@ from typing import Any, Protocol
 from loguru import logger
 
 from reconciler.config import Config
+from reconciler.controller import Controller, controller_steps, wanted_controller
 from reconciler.drivers.command import Runner
 from reconciler.drivers.dnf import Dnf
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager, Yum
 from reconciler.executor import Abandoned, Cluster, Executor, Stopped
-from reconciler.model import HostIdentity, desired_state
+from reconciler.model import DesiredState, HostIdentity, desired_state
 from reconciler.planner import plan
 from reconciler.rundir import RunDirectory
 from reconciler.steps import Step
@@ -74,9 +75,45 @@ class Deployer:
         # run the halt itself queues stays silent.
         self.halt_reported = False
 
+    def desired(self) -> tuple[DesiredState, Controller | None]:
+        """This host's deployments and role controller, from one reading of
+        the tree; every error of the tree is raised here, before anything
+        on the host changes."""
+        root = self.source.tree()
+        desired = desired_state(root, self.host)
+        role = self.host.role
+        return desired, wanted_controller(root, role) if role else None
+
+    def controller_steps(self, controller: Controller | None) -> list[Step]:
+        """Step 5: make the installed role controller match (role hosts only)."""
+        return controller_steps(controller, self.fs.read()) if self.host.role else []
+
+    def deployment_steps(
+        self, desired: DesiredState, controller: Controller | None, version: Any
+    ) -> list[Step]:
+        """Steps 7-14, from the host as it is now."""
+        return plan(
+            desired,
+            self.fs.read(),
+            version,
+            self.config.after,
+            role=self.host.role,
+            controller=controller.rpm if controller else None,
+        )
+
     def plan(self, version: Any) -> list[Step]:
-        desired = desired_state(self.source.tree(), self.host)
-        return plan(desired, self.fs.read(), version, self.config.after)
+        desired, controller = self.desired()
+        return self.controller_steps(controller) + self.deployment_steps(
+            desired, controller, version
+        )
+
+    def deploy(self, executor: Executor, version: Any) -> None:
+        """Steps 5-13. A host with a role controller is not abandoned: it
+        finishes its run, so that it is not left out of service."""
+        desired, controller = self.desired()
+        abandonable = controller is None
+        executor.execute(self.controller_steps(controller), abandonable)
+        executor.execute(self.deployment_steps(desired, controller, version), abandonable)
 
     def run(self) -> Outcome:
         version = self.source.version()
@@ -100,7 +137,7 @@ class Deployer:
         executor = Executor(self.runner, self.fs, self.packages, self.source, self.rundir, version)
         outcome = Outcome.DONE
         try:
-            executor.execute(self.plan(version))
+            self.deploy(executor, version)
             self.host_version = version
         except Stopped:
             logger.warning(f"Stopped before finishing version {version}")

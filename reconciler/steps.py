@@ -74,6 +74,10 @@ class Deploy:
         return " ".join(self.argv())
 
 
+STARTING = "starting-deployments"
+ENDING = "ending-deployments"
+
+
 @dataclass(frozen=True)
 class ControllerCommand:
     """`starting-deployments` or `ending-deployments` of a role controller."""

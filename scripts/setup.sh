@@ -12,6 +12,7 @@ command -v dnf >/dev/null 2>&1 || missing="$missing dnf"
 command -v createrepo_c >/dev/null 2>&1 || missing="$missing createrepo-c"
 command -v java >/dev/null 2>&1 || missing="$missing default-jre-headless"
 command -v git >/dev/null 2>&1 || missing="$missing git"
+command -v svnadmin >/dev/null 2>&1 || missing="$missing subversion"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "Installing Debian packages:$missing"

@@ -16,7 +16,8 @@ from reconciler.zk.reader import read_properties
 from reconciler.zk.storage import encode
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import SandboxHost
-from tests.test_agent_seed import RULE, import_fixture, seed_host, set_cluster_version
+from tests.seed_transcript import RULE
+from tests.test_agent_seed import import_fixture, seed_host, set_cluster_version
 
 HOST_NODE = "/hosts/424242424242"
 

@@ -12,8 +12,7 @@ from reconciler.zk.reader import read_properties
 from reconciler.zk.storage import encode
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import TREES, SandboxHost
-
-RULE = "INFO " + "=" * 60
+from tests.seed_transcript import TRANSCRIPT
 
 
 def import_fixture(zk: KazooClient, name: str) -> None:
@@ -51,36 +50,14 @@ def test_after_hook_transcript(tmp_path: Path, zk: KazooClient, zk_chroot: str) 
         mark = len(agent.records)
         set_cluster_version(zk, 2)
         agent.wait_for_message("INFO echo after")
-        assert agent.messages(mark) == [
-            RULE,
-            "INFO Deploying version 2",
-            "INFO /opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
-            "INFO yum -q list installed z4m",
-            "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-            "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-            "INFO yum -y remove z4mmonitor",
-            "INFO Done deploying version 2",
-            "INFO Running after hook",
-            "INFO echo after",
-        ]
+        assert agent.messages(mark) == TRANSCRIPT[2]
         assert read_properties(zk, "/hosts/424242424242")["version"] == 2
 
         import_fixture(zk, "seed-v3")
         mark = len(agent.records)
         set_cluster_version(zk, 3)
         agent.wait_for_message("CRITICAL FAILED deploying version 3")
-        assert agent.messages(mark) == [
-            RULE,
-            "INFO Deploying version 3",
-            "INFO yum -q list installed z4m",
-            "INFO yum -y clean all",
-            "INFO yum -y install z4m-666",
-            "INFO yum -q list installed z4m",
-            "INFO yum -y downgrade z4m-666",
-            "INFO yum -q list installed z4m",
-            "ERROR deploying",
-            "CRITICAL FAILED deploying version 3",
-        ]
+        assert agent.messages(mark) == TRANSCRIPT[3]
         assert read_properties(zk, "/hosts")["version"] is None
         assert read_properties(zk, "/hosts/424242424242")["error"] == (
             "Failed to install z4m-666 (installed: 1.0.0)"
@@ -90,20 +67,7 @@ def test_after_hook_transcript(tmp_path: Path, zk: KazooClient, zk_chroot: str) 
         mark = len(agent.records)
         set_cluster_version(zk, 4)
         agent.wait_for_message("INFO echo after", count=2)
-        assert agent.messages(mark) == [
-            RULE,
-            "INFO Deploying version 4",
-            "INFO yum -q list installed z4m",
-            "INFO yum -y clean all",
-            "INFO yum -y install z4m-1.0.1",
-            "INFO yum -q list installed z4m",
-            "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-            "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-            "INFO yum -y remove z4m-666",
-            "INFO Done deploying version 4",
-            "INFO Running after hook",
-            "INFO echo after",
-        ]
+        assert agent.messages(mark) == TRANSCRIPT[4]
         # The good run cleared the error of the failed one.
         assert read_properties(zk, "/hosts/424242424242") == {"name": "host42", "version": 4}
     finally:
@@ -116,20 +80,7 @@ def test_after_hook_transcript(tmp_path: Path, zk: KazooClient, zk_chroot: str) 
         mark = len(agent.records)
         set_cluster_version(zk, 5)
         agent.wait_for_message("WARNING Not deploying because cluster version is None")
-        assert agent.messages(mark) == [
-            RULE,
-            "INFO Deploying version 5",
-            "INFO yum -q list installed z4m",
-            "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-            "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-            "INFO Done deploying version 5",
-            "INFO Running after hook",
-            "INFO echo 666",
-            "ERROR FAILURE",
-            "ERROR after",
-            "CRITICAL FAILED after deploying version 5",
-            "WARNING Not deploying because cluster version is None",
-        ]
+        assert agent.messages(mark) == TRANSCRIPT[5]
         assert read_properties(zk, "/hosts")["version"] is None
         host_node = read_properties(zk, "/hosts/424242424242")
         assert host_node["error"] == "Command failed: echo 666"

@@ -13,8 +13,9 @@ from reconciler.treefmt import parse
 from reconciler.zk.importer import import_tree
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import TREES
+from tests.seed_transcript import RULE
 from tests.test_agent import HOST_NODE, wait_until
-from tests.test_agent_seed import RULE, seed_host, set_cluster_version
+from tests.test_agent_seed import seed_host, set_cluster_version
 
 SLOW = "/slow\n  /app : tooslow\n    version = '1.0.0'\n    /deploy\n      /host42\n"
 

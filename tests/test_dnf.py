@@ -34,8 +34,8 @@ from reconciler.run import package_manager
 from tests import rpmrepo
 from tests.rpmrepo import Package
 from tests.sandbox_host import TREES, Run, SandboxHost
+from tests.seed_transcript import RULE, TRANSCRIPT
 
-RULE = "INFO " + "=" * 60
 HOST_ID = "424242424242"
 
 # ---------------------------------------------------------------------------
@@ -724,18 +724,7 @@ def test_seed_versions_2_to_5(seed_host: Snapshot, tmp_path: Path, rpm_repo: Pat
         "INFO /opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
         host.query("z4m"),
     ]
-    assert host.as_yum(v2.messages()) == [
-        RULE,
-        "INFO Deploying version 2",
-        "INFO /opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "INFO yum -y remove z4mmonitor",
-        "INFO Done deploying version 2",
-        "INFO Running after hook",
-        "INFO echo after",
-    ]
+    assert host.as_yum(v2.messages()) == TRANSCRIPT[2]
     assert v2.commands == [
         "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
         "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
@@ -750,18 +739,7 @@ def test_seed_versions_2_to_5(seed_host: Snapshot, tmp_path: Path, rpm_repo: Pat
     # only the verification notices.
     v3 = host.reconcile("seed-v3")
     assert v3.returncode == 1
-    assert host.as_yum(v3.messages()) == [
-        RULE,
-        "INFO Deploying version 3",
-        "INFO yum -q list installed z4m",
-        "INFO yum -y clean all",
-        "INFO yum -y install z4m-666",
-        "INFO yum -q list installed z4m",
-        "INFO yum -y downgrade z4m-666",
-        "INFO yum -q list installed z4m",
-        "ERROR deploying",
-        "CRITICAL FAILED deploying version 3",
-    ]
+    assert host.as_yum(v3.messages()) == TRANSCRIPT[3]
     assert "Failed to install z4m-666 (installed: 1.0.0)" in exception_of(v3)
     assert host.rpms() == {"z4m": "1.0.0-1", "z4m-666": "666-1"}
     assert host.status() == "error"
@@ -769,20 +747,7 @@ def test_seed_versions_2_to_5(seed_host: Snapshot, tmp_path: Path, rpm_repo: Pat
 
     v4 = host.reconcile("seed-v4")
     assert v4.returncode == 0, v4.stderr
-    assert host.as_yum(v4.messages()) == [
-        RULE,
-        "INFO Deploying version 4",
-        "INFO yum -q list installed z4m",
-        "INFO yum -y clean all",
-        "INFO yum -y install z4m-1.0.1",
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "INFO yum -y remove z4m-666",
-        "INFO Done deploying version 4",
-        "INFO Running after hook",
-        "INFO echo after",
-    ]
+    assert host.as_yum(v4.messages()) == TRANSCRIPT[4]
     assert host.rpms() == {"z4m": "1.0.1-3.el9"}
     assert host.opt() == ["z4m"]
     assert host.host_version() == 4
@@ -790,20 +755,7 @@ def test_seed_versions_2_to_5(seed_host: Snapshot, tmp_path: Path, rpm_repo: Pat
     host.after = "echo 666"
     v5 = host.reconcile("seed-v5")
     assert v5.returncode == 1
-    assert host.as_yum(v5.messages()) == [
-        RULE,
-        "INFO Deploying version 5",
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "INFO Done deploying version 5",
-        "INFO Running after hook",
-        "INFO echo 666",
-        "ERROR FAILURE",
-        "ERROR after",
-        "CRITICAL FAILED after deploying version 5",
-        "WARNING Not deploying because cluster version is None",
-    ]
+    assert host.as_yum(v5.messages()) == TRANSCRIPT[5]
     after = next(r for r in v5.records if r["message"] == "after")
     assert "Command failed: echo 666" in after["exception"]
     assert host.host_version() == 5

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.sandbox_host import SandboxHost
-
-RULE = "INFO " + "=" * 60
+from tests.seed_transcript import TRANSCRIPT
 
 
 @pytest.fixture
@@ -35,18 +34,7 @@ def commands_of(messages: list[str]) -> list[str]:
 def test_seed_versions_2_to_5(host: SandboxHost) -> None:
     v2 = host.reconcile("seed-v2")
     assert v2.returncode == 0
-    assert v2.messages() == [
-        RULE,
-        "INFO Deploying version 2",
-        "INFO /opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "INFO yum -y remove z4mmonitor",
-        "INFO Done deploying version 2",
-        "INFO Running after hook",
-        "INFO echo after",
-    ]
+    assert v2.messages() == TRANSCRIPT[2]
     assert v2.commands == [
         "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
         "yum -q list installed z4m",
@@ -60,18 +48,7 @@ def test_seed_versions_2_to_5(host: SandboxHost) -> None:
 
     v3 = host.reconcile("seed-v3")
     assert v3.returncode == 1
-    assert v3.messages() == [
-        RULE,
-        "INFO Deploying version 3",
-        "INFO yum -q list installed z4m",
-        "INFO yum -y clean all",
-        "INFO yum -y install z4m-666",
-        "INFO yum -q list installed z4m",
-        "INFO yum -y downgrade z4m-666",
-        "INFO yum -q list installed z4m",
-        "ERROR deploying",
-        "CRITICAL FAILED deploying version 3",
-    ]
+    assert v3.messages() == TRANSCRIPT[3]
     error = next(r for r in v3.records if r["message"] == "deploying")
     assert "Failed to install z4m-666 (installed: 1.0.0)" in error["exception"]
     assert "Traceback (most recent call last)" in error["exception"]
@@ -80,39 +57,13 @@ def test_seed_versions_2_to_5(host: SandboxHost) -> None:
 
     v4 = host.reconcile("seed-v4")
     assert v4.returncode == 0
-    assert v4.messages() == [
-        RULE,
-        "INFO Deploying version 4",
-        "INFO yum -q list installed z4m",
-        "INFO yum -y clean all",
-        "INFO yum -y install z4m-1.0.1",
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "INFO yum -y remove z4m-666",
-        "INFO Done deploying version 4",
-        "INFO Running after hook",
-        "INFO echo after",
-    ]
+    assert v4.messages() == TRANSCRIPT[4]
     assert host.host_version() == 4
 
     host.after = "echo 666"
     v5 = host.reconcile("seed-v5")
     assert v5.returncode == 1
-    assert v5.messages() == [
-        RULE,
-        "INFO Deploying version 5",
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "INFO Done deploying version 5",
-        "INFO Running after hook",
-        "INFO echo 666",
-        "ERROR FAILURE",
-        "ERROR after",
-        "CRITICAL FAILED after deploying version 5",
-        "WARNING Not deploying because cluster version is None",
-    ]
+    assert v5.messages() == TRANSCRIPT[5]
     # The output of the failed hook is shown.
     assert "OUTPUT echo 666" in v5.messages(output=True)
     after = next(r for r in v5.records if r["message"] == "after")

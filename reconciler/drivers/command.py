@@ -22,6 +22,17 @@ from reconciler.errors import CommandFailed, ReconcilerError
 from reconciler.logs import OUTPUT
 
 
+class HostPath(str):
+    """A command argument that is a path on the host (`/opt/app`): logged as
+    written, passed to the command as the same path under the root.
+
+    Only `argv[0]` and `cwd` are mapped by themselves; an argument such as
+    the destination of `git clone REPO /opt/app` says so with this type.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Result:
     returncode: int
@@ -68,13 +79,14 @@ class Runner:
         With `check=False` the command is a query: its exit status is an
         answer, not a failure, so nothing is reported as FAILURE.
         """
+        arguments = [str(self.host_path(a) if isinstance(a, HostPath) else a) for a in argv[1:]]
         argv = [str(a) for a in argv]
         logger.info(" ".join(argv))
         command = local[str(self.executable(argv[0]))]
         # A new session keeps a Ctrl-C or SIGTERM aimed at the agent from
         # killing the command it is waiting for: it finishes, then we stop.
         process = command.popen(
-            argv[1:],
+            arguments,
             cwd=str(self.host_path(cwd)) if cwd else None,
             env=self.env,
             stdin=subprocess.DEVNULL,
