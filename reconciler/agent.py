@@ -139,6 +139,7 @@ class Agent:
         self.deployer = Deployer(config, self.source, verbose=verbose)
         self.pending = threading.Event()
         self.registered = False
+        self.session_lost = False
 
     # Registration
 
@@ -170,10 +171,20 @@ class Agent:
             pass  # Our session still holds it (a reconnect, not an expiry).
 
     def _session_changed(self, state: str) -> None:
-        if state == KazooState.CONNECTED and self.registered:
-            # After an expiry the ephemeral node is gone: make it again. Not
+        if state == KazooState.LOST:
+            self.session_lost = True
+        elif state == KazooState.CONNECTED and self.session_lost and self.registered:
+            self.session_lost = False
+            # The expired session took the ephemeral host node with it. Not
             # in this callback: it runs on kazoo's event thread.
-            self.client.handler.spawn(self._create_host_node)
+            self.client.handler.spawn(self._register_again)
+
+    def _register_again(self) -> None:
+        logger.warning("ZooKeeper session expired; registering the host again")
+        try:
+            self.client.retry(self._create_host_node)
+        except Exception:
+            logger.opt(exception=True).error("Could not register the host again")
 
     # Watching and running
 

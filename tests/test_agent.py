@@ -155,6 +155,7 @@ def test_session_expiry_is_survived(tmp_path: Path, zk: KazooClient, zk_chroot: 
         agent.process.send_signal(signal.SIGSTOP)
         wait_until(lambda: zk.exists(HOST_NODE) is None)
         agent.process.send_signal(signal.SIGCONT)
+        agent.wait_for_message("WARNING ZooKeeper session expired; registering the host again")
         wait_until(lambda: zk.exists(HOST_NODE) is not None)
         assert zk.exists(HOST_NODE).ephemeralOwner != owner
         assert read_properties(zk, HOST_NODE) == {"name": "host42", "version": 1}
