@@ -13,6 +13,7 @@ from reconciler.tree import Node, TreeError, join_path, resolved_properties
 VERSIONED_RPM = re.compile(r"(\S+)-\d+(\.\d+)*$")
 VCS_VERSION = re.compile(r"^(git|svn|svn\+[a-z]+|file):")
 UNSAFE = re.compile(r"[\s\x00-\x1f\x7f/]")
+UNSAFE_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 Version = str | int | float | None
 
@@ -165,6 +166,25 @@ def _version(properties: dict[str, Any], rpm: str, path: str) -> Version:
     version: Version = properties["version"]
     if isinstance(version, bool) or not isinstance(version, str | int | float):
         raise TreeContentError(f"Invalid version for {path}: {version!r}")
-    if isinstance(version, str) and not is_vcs(version):
-        check_name(version, "version", path)
+    if isinstance(version, str):
+        if is_vcs(version):
+            check_vcs_version(version, path)
+        else:
+            check_name(version, "version", path)
     return version
+
+
+def check_vcs_version(version: str, where: str) -> None:
+    """A checkout URL goes on git's or svn's command line: no whitespace, and
+    nothing that could be read as an option. Checked with the rest of the
+    tree, before anything on the host changes."""
+    if UNSAFE_URL.search(version):
+        raise TreeContentError(f"Unsafe version {version!r} at {where}")
+    if version.startswith("git:"):
+        repo, sep, ref = version.removeprefix("git://").removeprefix("git:").rpartition("#")
+        if not sep or not repo or not ref:
+            raise TreeContentError(
+                f"Invalid git version {version!r} at {where}: expected git:REPO#REF"
+            )
+        if repo.startswith("-") or ref.startswith("-"):
+            raise TreeContentError(f"Unsafe version {version!r} at {where}")

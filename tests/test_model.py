@@ -146,3 +146,23 @@ def test_names() -> None:
     assert app_name("z4m-4.0.0") == "z4m"
     assert app_name("z4m") == "z4m"
     assert app_name("my-rc") == "my-rc"
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("git:--upload-pack=touch /tmp/x#main", "Unsafe version"),
+        ("git:-oProxyCommand=x#main", "Unsafe version"),
+        ("git:/repo#-b", "Unsafe version"),
+        ("git:/repo", "Invalid git version"),
+        ("svn+ssh://host/repo\nx", "Unsafe version"),
+    ],
+)
+def test_vcs_versions_are_checked_with_the_tree(version: str, message: str) -> None:
+    text = f"/a : app\n  version = {version!r}\n  /deploy\n    /host42\n"
+    assert error(text).startswith(f"{message} {version!r} at /a")
+
+
+def test_vcs_version_accepted() -> None:
+    text = "/a : app\n  version = 'git:///srv/repo.git#v1.2'\n  /deploy\n    /host42\n"
+    assert desired_state(parse(text), HOST).packages == {"app": "git:///srv/repo.git#v1.2"}
