@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 from reconciler.model import Version
 
+# How `--plan` spells each package manager's commands (the drivers run them).
+QUERY = {"yum": "yum -q list installed {rpm}", "dnf": "rpm -q {rpm}"}
+INSTALL = {"yum": "yum -y install {spec}", "dnf": "dnf -y install {spec}"}
+REMOVE = {"yum": "yum -y remove {name}", "dnf": "dnf -y remove-n {name}"}
+
 
 def deploy_script(rpm: str) -> str:
     return f"/opt/{rpm}/bin/zookeeper-deploy"
@@ -39,10 +44,10 @@ class InstallPackage:
     present: bool
 
     def describe(self, pm: str = "yum") -> str:
-        spec = package_spec(self.rpm, self.version)
+        install = INSTALL[pm].format(spec=package_spec(self.rpm, self.version))
         if not self.present:
-            return f"{pm} -y install {spec}"
-        return f"{pm} -q list installed {self.rpm}  # then {pm} -y install {spec} if not installed"
+            return install
+        return f"{QUERY[pm].format(rpm=self.rpm)}  # then {install} if not installed"
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,9 @@ class RemoveSoftware:
     checkout: bool = False
 
     def describe(self, pm: str = "yum") -> str:
-        return (
-            f"remove checkout /opt/{self.name}" if self.checkout else f"{pm} -y remove {self.name}"
-        )
+        if self.checkout:
+            return f"remove checkout /opt/{self.name}"
+        return REMOVE[pm].format(name=self.name)
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,11 @@ def test_role_controller_frames_installs_and_deploys_without_service_locks() -> 
     assert steps[1] == ControllerCommand("my-rc", "starting-deployments", "my.role")
     assert steps[5] == ControllerCommand("my-rc", "ending-deployments", "my.role")
     assert all(not s.lock for s in steps if isinstance(s, Deploy))
+
+
+def test_plan_lines_follow_the_package_manager() -> None:
+    steps = plan(SEED_V2, SEED_HOST, 2)
+    assert (
+        steps[1].describe("dnf") == "rpm -q z4m  # then dnf -y install z4m-1.0.0 if not installed"
+    )
+    assert steps[4].describe("dnf") == "dnf -y remove-n z4mmonitor"
