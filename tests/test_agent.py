@@ -13,7 +13,8 @@ from pathlib import Path
 from kazoo.client import KazooClient
 
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import encode
+from reconciler.zk.server import ZooKeeperServer
+from reconciler.zk.storage import connect, encode
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import SandboxHost
 from tests.seed_transcript import RULE
@@ -195,3 +196,29 @@ def test_once_against_zookeeper(tmp_path: Path, zk: KazooClient, zk_chroot: str)
     last = json.loads(failed.stderr.splitlines()[-1])
     assert (last["level"], last["message"]) == ("CRITICAL", "FAILED deploying version 3")
     assert read_properties(zk, "/hosts")["version"] is None
+
+
+def test_server_restart_is_survived(tmp_path: Path) -> None:
+    """A ZooKeeper outage shorter than the session timeout: kazoo reconnects,
+    the session and its host node survive, and the agent goes on."""
+    with ZooKeeperServer() as server:
+        zk = connect(server.connection)
+        try:
+            host = seed_host(tmp_path, zk)
+            agent = AgentProcess(host, server.connection)
+            try:
+                agent.wait_for_message("INFO Agent starting, cluster 1, host 1")
+                owner = zk.exists(HOST_NODE).ephemeralOwner
+                server.stop()
+                time.sleep(1)
+                server.start()
+                wait_until(lambda: zk.connected and zk.exists(HOST_NODE) is not None)
+                assert zk.exists(HOST_NODE).ephemeralOwner == owner
+                import_fixture(zk, "seed-v2")
+                set_cluster_version(zk, 2)
+                agent.wait_for_message("INFO Done deploying version 2")
+            finally:
+                assert agent.stop() == 0
+        finally:
+            zk.stop()
+            zk.close()
