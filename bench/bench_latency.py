@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reconciler.zk.reader import read_properties
+from reconciler import treefmt
+from reconciler.zk.importer import import_tree
+from reconciler.zk.reader import update_properties
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect, decode, encode
+from reconciler.zk.storage import connect, decode
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -37,14 +39,57 @@ TREE = """
 """
 
 
-def set_version(client: Any, version: int) -> None:
-    properties = read_properties(client, "/hosts")
-    properties["version"] = version
-    client.set("/hosts", encode(properties))
+class Arrivals:
+    """When each awaited event (a version seen) arrived, for timing bumps."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self.arrived = threading.Condition()
+
+    def mark(self, key: int) -> None:
+        with self.arrived:
+            self.seen[key] = time.perf_counter()
+            self.arrived.notify_all()
+
+    def wait(self, key: int, timeout: float = 30) -> float:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: key in self.seen, timeout=timeout):
+                raise SystemExit(f"nothing seen for version {abs(key)}")
+            return self.seen[key]
+
+    def time_bumps(self, client: Any, versions: range, settle: bool = False) -> list[float]:
+        """Bump the cluster version to each of `versions`; the time until
+        each arrived. With `settle`, also wait for the run to finish (key
+        `-version`), so each bump starts from an idle agent."""
+        times = []
+        for version in versions:
+            start = time.perf_counter()
+            update_properties(client, "/hosts", version=version)
+            times.append(self.wait(version) - start)
+            if settle:
+                self.wait(-version)
+        return times
+
+
+def baseline_latency(connection: str, client: Any, bumps: int) -> list[float]:
+    """A bare DataWatch on another client: the floor any agent could reach."""
+    watcher = connect(connection)
+    arrivals = Arrivals()
+
+    def changed(data: bytes | None, stat: Any) -> None:
+        version = decode(data).get("version") if data else None
+        if isinstance(version, int):
+            arrivals.mark(version)
+
+    watcher.DataWatch("/hosts", changed)
+    try:
+        return arrivals.time_bumps(client, range(10_000, 10_000 + bumps))
+    finally:
+        watcher.stop()
+        watcher.close()
 
 
 def agent_latency(connection: str, client: Any, base: Path, bumps: int) -> list[float]:
-    (base / "tree.zk").write_text(TREE)
     config = base / "agent.cfg"
     config.write_text(
         "[zkdeployment]\n"
@@ -53,19 +98,14 @@ def agent_latency(connection: str, client: Any, base: Path, bumps: int) -> list[
         f"path = {PROJECT / 'sandbox' / 'bin'}\n"
         f"zookeeper = {connection}\n"
     )
-    from reconciler import treefmt
-    from reconciler.zk.importer import import_tree
-
     import_tree(client, treefmt.parse(TREE), "/")
-    client.ensure_path("/hosts")
-    set_version(client, 0)
+    update_properties(client, "/hosts", version=0)
     agent = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "--log-json", str(config)],
         stderr=subprocess.PIPE,
         text=True,
     )
-    seen: dict[int, float] = {}
-    arrived = threading.Condition()
+    arrivals = Arrivals()
 
     def read() -> None:
         assert agent.stderr is not None
@@ -75,29 +115,14 @@ def agent_latency(connection: str, client: Any, base: Path, bumps: int) -> list[
             except (ValueError, KeyError):
                 continue
             if message.startswith("Deploying version "):
-                with arrived:
-                    seen[int(message.split()[-1])] = time.perf_counter()
-                    arrived.notify_all()
-            if message.startswith("Done deploying version "):
-                with arrived:
-                    seen[-int(message.split()[-1])] = time.perf_counter()
-                    arrived.notify_all()
+                arrivals.mark(int(message.split()[-1]))
+            elif message.startswith("Done deploying version "):
+                arrivals.mark(-int(message.split()[-1]))
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        with arrived:
-            arrived.wait_for(lambda: 0 in seen, timeout=30)
-        times = []
-        for version in range(1, bumps + 1):
-            start = time.perf_counter()
-            set_version(client, version)
-            with arrived:
-                if not arrived.wait_for(lambda v=version: v in seen, timeout=30):
-                    raise SystemExit(f"agent did not start version {version}")
-                times.append(seen[version] - start)
-                # Let the run finish so each bump starts from an idle agent.
-                arrived.wait_for(lambda v=version: -v in seen, timeout=30)
-        return times
+        arrivals.wait(0)
+        return arrivals.time_bumps(client, range(1, bumps + 1), settle=True)
     finally:
         agent.terminate()
         agent.wait(30)
@@ -109,30 +134,8 @@ def main() -> None:
     args = parser.parse_args()
     with ZooKeeperServer() as server, tempfile.TemporaryDirectory() as tmp:
         client = connect(server.connection)
-        watcher = connect(server.connection)
-        seen: dict[int, float] = {}
-        arrived = threading.Condition()
-
-        def changed(data: bytes | None, stat: Any) -> None:
-            version = decode(data).get("version") if data else None
-            with arrived:
-                if isinstance(version, int):
-                    seen[version] = time.perf_counter()
-                arrived.notify_all()
-
         client.ensure_path("/hosts")
-        watcher.DataWatch("/hosts", changed)
-        baseline = []
-        for version in range(10_000, 10_000 + args.bumps):
-            start = time.perf_counter()
-            set_version(client, version)
-            with arrived:
-                if not arrived.wait_for(lambda v=version: v in seen, timeout=10):
-                    raise SystemExit(f"no watch event for version {version}")
-            baseline.append(seen[version] - start)
-        watcher.stop()
-        watcher.close()
-
+        baseline = baseline_latency(server.connection, client, args.bumps)
         agent = agent_latency(server.connection, client, Path(tmp), args.bumps)
         client.stop()
         client.close()

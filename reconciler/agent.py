@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import BadVersionError, LockTimeout, NodeExistsError, NoNodeError
+from kazoo.exceptions import LockTimeout, NodeExistsError, NoNodeError
 from loguru import logger
 
 from reconciler.config import Config
@@ -25,8 +25,8 @@ from reconciler.model import HostIdentity
 from reconciler.rolelock import RoleLock
 from reconciler.run import Deployer, Outcome
 from reconciler.tree import Node
-from reconciler.zk.reader import read_properties, read_tree, read_versioned_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect, encode
+from reconciler.zk.reader import read_properties, read_tree, update_properties
+from reconciler.zk.storage import ZooKeeperUnavailable, connect, decode, encode
 
 HOSTS = "/hosts"
 LOCK_POLL = 0.2
@@ -63,10 +63,10 @@ class ZooKeeperSource:
     def halt(self) -> None:
         # Known first: our own halt must not look like another host's.
         self.known = None
-        self._update(HOSTS, version=None)
+        update_properties(self.client, HOSTS, version=None)
 
     def record(self, version: Any) -> None:
-        self._update(self.host_path, version=version)
+        update_properties(self.client, self.host_path, version=version)
 
     def set_error(self, message: str | None) -> None:
         properties = read_properties(self.client, self.host_path)
@@ -112,18 +112,6 @@ class ZooKeeperSource:
             raise Stopped()
         if self.version() is None:
             raise Abandoned()
-
-    def _update(self, path: str, **changes: Any) -> None:
-        """Read-modify-write with a version check, so a concurrent writer's
-        other properties are never lost."""
-        while True:
-            properties, version = read_versioned_properties(self.client, path)
-            properties.update(changes)
-            try:
-                self.client.set(path, encode(properties), version=version)
-                return
-            except BadVersionError:
-                continue
 
 
 class Agent:
@@ -192,8 +180,6 @@ class Agent:
         first = threading.Event()
 
         def changed(data: bytes | None, stat: Any) -> None:
-            from reconciler.zk.storage import decode
-
             version = cluster_version(decode(data)) if data is not None else None
             if not first.is_set() or version != self.source.known:
                 self.source.known = version
@@ -241,18 +227,15 @@ def run_daemon(
     agent = Agent(config, verbose=verbose)
     try:
         if plan_only:
-            from reconciler.cli import print_plan
-
-            version = cluster_version(read_properties(agent.client, HOSTS))
-            return print_plan(agent.deployer, version)
+            agent.deployer.print_plan(cluster_version(read_properties(agent.client, HOSTS)))
+            return 0
         try:
             agent.start()
         except AgentRunning as e:
             logger.error(str(e))
             return 1
         if once:
-            outcome = agent.run_once()
-            return 1 if outcome in (Outcome.FAILED, Outcome.ABANDONED) else 0
+            return agent.run_once().exit_status
 
         worker = threading.Thread(target=agent.serve, name="deployer")
         worker.start()

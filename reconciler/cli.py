@@ -13,7 +13,7 @@ from loguru import logger
 from reconciler import config as configuration
 from reconciler import logs
 from reconciler.errors import ConfigError
-from reconciler.run import Deployer, Outcome
+from reconciler.run import Deployer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,16 +74,9 @@ def run_agent(args: argparse.Namespace) -> int:
     source = TreeFileSource(config.tree)
     deployer = Deployer(config, source, verbose=args.verbose)
     if args.plan:
-        return print_plan(deployer, source.version())
-    outcome = deployer.run()
-    return EXIT_FAILED if outcome in (Outcome.FAILED, Outcome.ABANDONED) else EXIT_OK
-
-
-def print_plan(deployer: Deployer, version: object) -> int:
-    print(f"# cluster version {version!r}, host version {deployer.host_version!r}")
-    for step in deployer.plan(version):
-        print(step.describe(deployer.config.package_manager))
-    return EXIT_OK
+        deployer.print_plan(source.version())
+        return EXIT_OK
+    return deployer.run().exit_status
 
 
 SUBCOMMANDS = ("tree", "monitor", "sync", "hosts")

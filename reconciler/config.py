@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reconciler.errors import ConfigError
 
 SECTION = "zkdeployment"
+DEFAULT_ZOOKEEPER = "zookeeper:2181"
 
 
 class Config(BaseModel):
@@ -28,7 +29,7 @@ class Config(BaseModel):
     tree: Path | None = None
     root: Path = Path("/")
     path: tuple[Path, ...] = ()
-    zookeeper: str = "zookeeper:2181"
+    zookeeper: str = DEFAULT_ZOOKEEPER
     zookeeper_session_timeout: float = Field(default=10.0, gt=0)
     package_manager: Literal["yum", "dnf"] = "yum"
     dnf_options: tuple[str, ...] = ()

@@ -46,6 +46,12 @@ class Outcome(enum.Enum):
     STOPPED = "stopped"
     FAILED = "failed"
 
+    @property
+    def exit_status(self) -> int:
+        """For `--once`: 1 when the host did not converge through its own
+        run (failed or abandoned), else 0."""
+        return 1 if self in (Outcome.FAILED, Outcome.ABANDONED) else 0
+
 
 def package_manager(config: Config, runner: Runner) -> PackageManager:
     if config.package_manager == "dnf":
@@ -114,6 +120,12 @@ class Deployer:
         abandonable = controller is None
         executor.execute(self.controller_steps(controller), abandonable)
         executor.execute(self.deployment_steps(desired, controller, version), abandonable)
+
+    def print_plan(self, version: Any) -> None:
+        """`--plan`: the steps of a run to `version`, one line each."""
+        print(f"# cluster version {version!r}, host version {self.host_version!r}")
+        for step in self.plan(version):
+            print(step.describe(self.config.package_manager))
 
     def run(self) -> Outcome:
         version = self.source.version()

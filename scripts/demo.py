@@ -17,9 +17,9 @@ from typing import Any
 
 from reconciler.treefmt import parse
 from reconciler.zk.importer import export_tree, import_tree
-from reconciler.zk.reader import read_properties
+from reconciler.zk.reader import read_properties, update_properties
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect, encode
+from reconciler.zk.storage import connect
 
 PROJECT = Path(__file__).resolve().parent.parent
 TREES = PROJECT / "fixtures" / "trees"
@@ -59,12 +59,6 @@ def import_fixture(client: Any, name: str) -> None:
     import_tree(client, tree, "/", trim=True)
 
 
-def set_version(client: Any, version: object) -> None:
-    properties = read_properties(client, "/hosts")
-    properties["version"] = version
-    client.set("/hosts", encode(properties))
-
-
 def wait_until_settled(client: Any, version: object, timeout: float = 30) -> None:
     """Until the host converged to `version`, or the cluster was halted."""
     deadline = time.monotonic() + timeout
@@ -88,7 +82,7 @@ def main() -> None:
         say("The host converges to version 1 (z4m and z4mmonitor installed)")
         import_fixture(client, "seed-v1")
         client.ensure_path("/hosts")
-        set_version(client, 1)
+        update_properties(client, "/hosts", version=1)
         config = write_config(base, zk.connection, "echo after")
         subprocess.run([sys.executable, "-m", "reconciler", "--once", str(config)], check=True)
         print(export_tree(client, "/cust"), end="")
@@ -99,7 +93,7 @@ def main() -> None:
         for version, name, what in STEPS:
             say(f"Version {version}: {what}")
             import_fixture(client, name)
-            set_version(client, version)
+            update_properties(client, "/hosts", version=version)
             wait_until_settled(client, version)
         daemon.terminate()
         daemon.wait()
@@ -108,7 +102,7 @@ def main() -> None:
         config = write_config(base, zk.connection, "echo 666")
         daemon = agent(config)
         time.sleep(1.5)
-        set_version(client, 5)
+        update_properties(client, "/hosts", version=5)
         wait_until_settled(client, 5)
 
         say("The cluster is halted; the fleet view says why (reconcile hosts)")

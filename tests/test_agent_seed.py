@@ -8,8 +8,7 @@ from kazoo.client import KazooClient
 
 from reconciler.treefmt import parse
 from reconciler.zk.importer import import_tree
-from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import encode
+from reconciler.zk.reader import read_properties, update_properties
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import TREES, SandboxHost
 from tests.seed_transcript import TRANSCRIPT
@@ -24,9 +23,7 @@ def import_fixture(zk: KazooClient, name: str) -> None:
 
 
 def set_cluster_version(zk: KazooClient, version: object) -> None:
-    properties = read_properties(zk, "/hosts")
-    properties["version"] = version
-    zk.set("/hosts", encode(properties))
+    update_properties(zk, "/hosts", version=version)
 
 
 def seed_host(tmp_path: Path, zk: KazooClient) -> SandboxHost:

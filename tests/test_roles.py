@@ -18,7 +18,7 @@ from reconciler.errors import ReconcilerError, TreeContentError
 from reconciler.steps import Checkout, InstallPackage, RemoveSoftware
 from reconciler.treefmt import parse
 from reconciler.zk.importer import import_tree
-from reconciler.zk.reader import read_properties
+from reconciler.zk.reader import read_properties, update_properties
 from reconciler.zk.storage import encode
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import PROJECT, SandboxHost
@@ -50,9 +50,7 @@ def load(zk: KazooClient, text: str) -> None:
 
 def set_cluster_version(zk: KazooClient, version: object) -> None:
     zk.ensure_path("/hosts")
-    properties = read_properties(zk, "/hosts")
-    properties["version"] = version
-    zk.set("/hosts", encode(properties))
+    update_properties(zk, "/hosts", version=version)
 
 
 def set_controller(zk: KazooClient, controller: str, version: object) -> None:

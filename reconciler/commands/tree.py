@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import treefmt
+from reconciler.config import DEFAULT_ZOOKEEPER
 from reconciler.errors import ConfigError
 from reconciler.zk.importer import export_tree, import_tree
 from reconciler.zk.storage import ZooKeeperUnavailable, connect
-
-DEFAULT_ZOOKEEPER = "zookeeper:2181"
 
 
 def add_zookeeper_option(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import BadVersionError, NoNodeError
 
 from reconciler.tree import Node, join_path, split_path
 from reconciler.zk.storage import decode, encode
@@ -115,6 +115,19 @@ def read_versioned_properties(client: KazooClient, path: str) -> tuple[dict[str,
     `write_properties` for a check-and-set update."""
     data, stat = client.get(path)
     return decode(data), int(stat.version)
+
+
+def update_properties(client: KazooClient, path: str, **changes: Any) -> None:
+    """Set some properties of a node, keeping the others: a check-and-set
+    retried until no concurrent writer came between the read and the write."""
+    while True:
+        properties, version = read_versioned_properties(client, path)
+        properties.update(changes)
+        try:
+            client.set(path, encode(properties), version=version)
+            return
+        except BadVersionError:
+            continue
 
 
 def write_properties(
