@@ -14,7 +14,7 @@ from loguru import logger
 
 from reconciler.drivers.command import Runner
 from reconciler.drivers.filesystem import FileSystem
-from reconciler.drivers.packages import PackageManager
+from reconciler.drivers.packages import PackageManager, package_spec
 from reconciler.drivers.vcs import Vcs
 from reconciler.errors import InstallFailed
 from reconciler.model import Version, path_name
@@ -33,7 +33,6 @@ from reconciler.steps import (
     Step,
     Undeploy,
     deploy_script,
-    package_spec,
 )
 
 
@@ -141,7 +140,7 @@ class Executor:
                     logger.info(f"Removing checkout {step.name}")
                     self.fs.remove_opt(step.name)
                 else:
-                    self.packages.remove(step.name)
+                    self.packages.remove(step.name, if_installed=step.if_installed)
             case RemoveEmptyConfigDirs():
                 for app in step.apps:
                     self.fs.remove_empty_config_dir(app)
@@ -161,10 +160,10 @@ class Executor:
         if not self.cleaned:
             self.packages.clean()
             self.cleaned = True
-        self.packages.install(spec)
+        self.packages.install(rpm, version)
         installed = self.packages.installed_version(rpm)
         if not satisfied(installed, version) and installed is not None:
-            self.packages.downgrade(spec)
+            self.packages.downgrade(rpm, version)
             installed = self.packages.installed_version(rpm)
         if not satisfied(installed, version):
             raise InstallFailed(f"Failed to install {spec} (installed: {installed})")

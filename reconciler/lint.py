@@ -5,8 +5,10 @@ The model (`model.desired_state`) stops at a host's first error. To report
 them all, each deployable node is checked on its own, for every host and
 role the tree names (each deploy target as a host id and name without role,
 and as a role), plus hosts known otherwise (`/hosts/<id>` nodes in the tree,
-hosts registered in ZooKeeper). Version consistency, the one rule between
-nodes, is then checked pairwise against the first node using the rpm.
+hosts registered in ZooKeeper) and the roles of `/roles`. Version
+consistency, the one rule between nodes, is then checked pairwise against
+the first node using the rpm. A host with a role also checks its role
+controller (`/roles/<role>`), which is part of its desired state.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 
 from reconciler import treefmt
 from reconciler.errors import TreeContentError
-from reconciler.model import HostIdentity, desired_state
+from reconciler.model import ROLES, HostIdentity, desired_state, role_controller, role_path
 from reconciler.tree import Node
+from reconciler.zk.paths import HOSTS
 
 TRIMMED_SUFFIX = ".zk"
 UNTRIMMED_SUFFIX = ".zkx"
-HOSTS = "hosts"
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,14 @@ def lint(
 def identities(root: Node, known: Iterable[HostIdentity] = ()) -> list[HostIdentity]:
     """Every host and role to check: each target name as a host (id = name,
     no role) and as a role, the `/hosts/<id>` nodes of the tree (`name`,
-    `role`), and `known`."""
+    `role`), the roles of `/roles`, and `known`."""
     targets = sorted({name for _, node in _deployables(root) for name in deploy_targets(node)})
     found = [HostIdentity(id=t, name=t) for t in targets]
     # id = name = role: a role host never has its own name among targets.
     found += [HostIdentity(id=t, name=t, role=t) for t in targets]
-    hosts = root.children.get(HOSTS)
+    roles = root.get(ROLES)
+    found += [HostIdentity(id=r, name=r, role=r) for r in sorted(roles.children if roles else ())]
+    hosts = root.get(HOSTS)
     for host_id, node in sorted(hosts.children.items()) if hosts else ():
         name, role = node.properties.get("name"), node.properties.get("role")
         found.append(
@@ -209,12 +213,22 @@ def check(
 def _check_host(
     root: Node, host: HostIdentity, entries: list[tuple[str, Node]]
 ) -> Iterator[Problem]:
+    # The role controller's error is `/roles/<role>`'s, whichever node's
+    # check meets it.
+    controller_error = None
+    if host.role is not None:
+        try:
+            role_controller(root, host.role)
+        except TreeContentError as e:
+            controller_error = str(e)
+            yield Problem(role_path(host.role), controller_error)
     first: dict[str, tuple[str, Node]] = {}  # rpm -> the first node using it
     for entry in entries:
         try:
             state = desired_state(_View(root, [entry]), host)
         except TreeContentError as e:
-            yield Problem(entry[0], str(e))
+            if str(e) != controller_error:
+                yield Problem(entry[0], str(e))
             continue
         for rpm in state.packages:
             earlier = first.setdefault(rpm, entry)

@@ -1,9 +1,17 @@
-"""Desired state: which deployments the tree gives one host. Pure, no I/O."""
+"""Desired state: everything the tree says one host should have (its
+deployments, and for a host with a role its role controller), with every
+rule of the spec. Pure, no I/O.
+
+Whatever the tree says is checked here, before anything on the host changes:
+node types, names, versions, and the VCS version grammar (`git:REPO#REF`,
+`svn:...`), which the VCS driver reads through `vcs_origin`.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -12,8 +20,10 @@ from reconciler.tree import Node, TreeError, join_path, resolved_properties
 
 VERSIONED_RPM = re.compile(r"(\S+)-\d+(\.\d+)*$")
 VCS_VERSION = re.compile(r"^(git|svn|svn\+[a-z]+|file):")
+GIT_PREFIXES = ("git://", "git:")
 UNSAFE = re.compile(r"[\s\x00-\x1f\x7f/]")
 UNSAFE_URL = re.compile(r"[\s\x00-\x1f\x7f]")
+ROLES = "/roles"
 
 Version = str | int | float | None
 
@@ -48,12 +58,36 @@ class Deployment(BaseModel):
         return (self.app, self.path, self.n)
 
 
+@dataclass(frozen=True)
+class Controller:
+    """The role controller `/roles/<role>` names: a package at a version,
+    installed like any other software (package manager or VCS)."""
+
+    rpm: str
+    # None: "don't care" (a versioned package name without a version).
+    version: Version
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a VCS version checks out from: what `git clone` or `svn co` is
+    given, and for git the REF to check out."""
+
+    kind: Literal["git", "svn"]
+    url: str
+    ref: str | None = None
+
+
 class DesiredState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     deployments: tuple[Deployment, ...]
     # rpm name -> version; None means "don't care" (versioned rpm names).
     packages: dict[str, Version]
+    # The host's role (None: no role, installed controllers are left alone)
+    # and the controller `/roles/<role>` wants (None: none wanted).
+    role: str | None = None
+    controller: Controller | None = None
 
 
 def path_name(path: str) -> str:
@@ -114,10 +148,43 @@ def _properties(root: Node, path: str) -> dict[str, Any]:
         raise TreeContentError(str(e)) from None
 
 
-def desired_state(root: Node, host: HostIdentity) -> DesiredState:
-    """Every deployment the tree gives `host`, with every rule of the spec.
+def role_path(role: str) -> str:
+    return f"{ROLES}/{role}"
 
-    Raises TreeContentError with the spec's exact message on the first problem.
+
+def software(properties: dict[str, Any], path: str) -> tuple[str, str | None, Version]:
+    """`(rpm, subtype, version)` of the node at `path` (a deployable node or
+    `/roles/<role>`), from its resolved properties, with every check."""
+    type_ = properties["type"]
+    words = type_.split() if isinstance(type_, str) else []
+    if not 1 <= len(words) <= 2:
+        raise TreeContentError(f"Invalid node type: {type_!r}")
+    rpm = words[0]
+    subtype = words[1] if len(words) == 2 else None
+    check_name(rpm, "package name", path)
+    check_name(app_name(rpm), "app name", path)
+    if subtype is not None:
+        check_name(subtype, "subtype", path)
+    return rpm, subtype, _version(properties, rpm, path)
+
+
+def role_controller(root: Node, role: str) -> Controller | None:
+    """The controller `/roles/<role>` names; None when the node is missing
+    or has no `type`."""
+    path = role_path(role)
+    node = root.get(path)
+    if node is None or "type" not in node.properties:
+        return None
+    rpm, _subtype, version = software(_properties(root, path), path)
+    return Controller(rpm, version)
+
+
+def desired_state(root: Node, host: HostIdentity) -> DesiredState:
+    """Every deployment the tree gives `host`, and its role controller, with
+    every rule of the spec.
+
+    Raises TreeContentError with the spec's exact message on the first
+    problem (deployable nodes first, then `/roles/<role>`).
     """
     deployments: list[Deployment] = []
     versions: dict[str, Version] = {}
@@ -128,20 +195,9 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
         targets = _targets(path, node.children["deploy"], host)
         if not targets:
             continue
-        type_ = properties["type"]
-        words = type_.split() if isinstance(type_, str) else []
-        if not 1 <= len(words) <= 2:
-            raise TreeContentError(f"Invalid node type: {type_!r}")
-        rpm = words[0]
-        subtype = words[1] if len(words) == 2 else None
-        app = app_name(rpm)
-        check_name(rpm, "package name", path)
-        check_name(app, "app name", path)
-        if subtype is not None:
-            check_name(subtype, "subtype", path)
+        rpm, subtype, version = software(properties, path)
         for segment in path.split("/")[1:]:
             check_name(segment, "path segment", path)
-        version = _version(properties, rpm, path)
         if rpm in versions and versions[rpm] != version:
             raise TreeContentError(
                 f"Inconsistent versions for {rpm}. {version!r} != {versions[rpm]!r}"
@@ -151,11 +207,19 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
             target_path = join_path(join_path(path, "deploy"), name)
             count = _instances(target_path, _properties(root, target_path))
             deployments.extend(
-                Deployment(app=app, rpm=rpm, subtype=subtype, version=version, path=path, n=i)
+                Deployment(
+                    app=app_name(rpm), rpm=rpm, subtype=subtype, version=version, path=path, n=i
+                )
                 for i in range(count)
             )
     deployments.sort(key=lambda d: (d.path, d.n))
-    return DesiredState(deployments=tuple(deployments), packages=versions)
+    role = host.role
+    return DesiredState(
+        deployments=tuple(deployments),
+        packages=versions,
+        role=role,
+        controller=role_controller(root, role) if role is not None else None,
+    )
 
 
 def _version(properties: dict[str, Any], rpm: str, path: str) -> Version:
@@ -168,23 +232,27 @@ def _version(properties: dict[str, Any], rpm: str, path: str) -> Version:
         raise TreeContentError(f"Invalid version for {path}: {version!r}")
     if isinstance(version, str):
         if is_vcs(version):
-            check_vcs_version(version, path)
+            vcs_origin(version, path)
         else:
             check_name(version, "version", path)
     return version
 
 
-def check_vcs_version(version: str, where: str) -> None:
-    """A checkout URL goes on git's or svn's command line: no whitespace, and
-    nothing that could be read as an option. Checked with the rest of the
-    tree, before anything on the host changes."""
-    if UNSAFE_URL.search(version):
+def vcs_origin(version: str, where: str) -> Origin:
+    """The one reading of a VCS version: `git:REPO#REF` or `git://REPO#REF`
+    is git REPO at REF; any other (`svn:`, `svn+ssh:`, `file:` ...) is an svn
+    URL, used as is. The URL goes on git's or svn's command line: no
+    whitespace, and nothing that could be read as an option."""
+    if UNSAFE_URL.search(version) or version.startswith("-"):
         raise TreeContentError(f"Unsafe version {version!r} at {where}")
-    if version.startswith("git:"):
-        repo, sep, ref = version.removeprefix("git://").removeprefix("git:").rpartition("#")
-        if not sep or not repo or not ref:
-            raise TreeContentError(
-                f"Invalid git version {version!r} at {where}: expected git:REPO#REF"
-            )
-        if repo.startswith("-") or ref.startswith("-"):
-            raise TreeContentError(f"Unsafe version {version!r} at {where}")
+    for prefix in GIT_PREFIXES:
+        if version.startswith(prefix):
+            repo, sep, ref = version[len(prefix) :].rpartition("#")
+            if not sep or not repo or not ref:
+                raise TreeContentError(
+                    f"Invalid git version {version!r} at {where}: expected git:REPO#REF"
+                )
+            if repo.startswith("-") or ref.startswith("-"):
+                raise TreeContentError(f"Unsafe version {version!r} at {where}")
+            return Origin("git", repo, ref)
+    return Origin("svn", version)

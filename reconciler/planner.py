@@ -1,11 +1,17 @@
-"""plan(desired, actual) -> the ordered steps of one run. Pure: no I/O."""
+"""The ordered steps of one run, from the desired and the actual state.
+Pure: no I/O.
+
+`controller_steps` is step 5 (the role controller), `plan` steps 7-14;
+both install software with `install_steps`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from reconciler.actual import ActualState
-from reconciler.model import DesiredState, Version, app_name, is_vcs
+from reconciler.errors import ReconcilerError
+from reconciler.model import Controller, DesiredState, Version, app_name, is_vcs
 from reconciler.steps import (
     ENDING,
     STARTING,
@@ -76,8 +82,35 @@ def install_steps(rpm: str, version: Version, actual: ActualState) -> list[Step]
     the package manager first; a checkout where a package is wanted is
     removed from disk."""
     if is_vcs(version):
-        removal = [RemoveSoftware(rpm)] if rpm in actual.opt - actual.checkouts else []
-        return [*removal, Checkout(rpm=rpm, url=str(version))]
+        # Asked first (as the original agent does): a directory that no
+        # package installed is not the package manager's to remove.
+        replaced = rpm in actual.opt - actual.checkouts
+        removal = [RemoveSoftware(rpm, if_installed=True)] if replaced else []
+        return [*removal, Checkout(rpm=rpm, url=str(version), present=rpm in actual.checkouts)]
     if rpm in actual.checkouts:
         return [RemoveSoftware(rpm, checkout=True), InstallPackage(rpm, version, present=False)]
     return [InstallPackage(rpm=rpm, version=version, present=rpm in actual.opt)]
+
+
+def controller_steps(desired: DesiredState, actual: ActualState) -> list[Step]:
+    """Step 5 on a host with a role (roles.md): remove the installed
+    controller if it is not the wanted package, then install the wanted one
+    (the executor makes an install of the installed version a mere query).
+    Installed controllers are the directories in /opt holding
+    `bin/starting-deployments`; at most one may be installed."""
+    return [] if desired.role is None else controller_change(desired.controller, actual)
+
+
+def controller_change(wanted: Controller | None, actual: ActualState) -> list[Step]:
+    """The steps of `controller_steps` for a host with a role."""
+    installed = sorted(actual.controllers)
+    if len(installed) > 1:
+        raise ReconcilerError(f"too many installed role controllers: {', '.join(installed)}")
+    steps: list[Step] = [
+        RemoveSoftware(name, checkout=name in actual.checkouts)
+        for name in installed
+        if wanted is None or name != wanted.rpm
+    ]
+    if wanted is not None:
+        steps += install_steps(wanted.rpm, wanted.version, actual)
+    return steps

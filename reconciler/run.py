@@ -13,13 +13,14 @@ from typing import Any, Protocol
 from loguru import logger
 
 from reconciler.config import Config
-from reconciler.controller import Controller, controller_steps, wanted_controller
 from reconciler.drivers.command import Runner
 from reconciler.drivers.dnf import Dnf
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager, Yum
 from reconciler.executor import Abandoned, Cluster, Executor, Stopped
-from reconciler.model import DesiredState, HostIdentity, desired_state
+from reconciler.model import Controller, DesiredState, HostIdentity, desired_state
+from reconciler.model import role_controller as wanted_controller
+from reconciler.planner import controller_change as controller_steps
 from reconciler.planner import plan
 from reconciler.rundir import RunDirectory
 from reconciler.steps import Step
@@ -125,7 +126,7 @@ class Deployer:
         """`--plan`: the steps of a run to `version`, one line each."""
         print(f"# cluster version {version!r}, host version {self.host_version!r}")
         for step in self.plan(version):
-            print(step.describe(self.config.package_manager))
+            print(step.describe(self.packages))
 
     def run(self) -> Outcome:
         version = self.source.version()

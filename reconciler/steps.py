@@ -1,28 +1,31 @@
 """The steps of a deployment run: plain data, printable and comparable.
 
-`describe()` gives the line `--plan` prints: the command the step runs, or,
-for a step whose commands depend on what the package manager answers at run
-time, the query it starts with and what may follow.
+`describe(packages)` gives the line `--plan` prints: the command the step
+runs, spelled by the driver that runs it (the configured package manager,
+the VCS driver's command builders), or, for a step whose commands depend on
+what is found at run time, the query it starts with and what may follow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model import Version
-
-# How `--plan` spells each package manager's commands (the drivers run them).
-QUERY = {"yum": "yum -q list installed {rpm}", "dnf": "rpm -q {rpm}"}
-INSTALL = {"yum": "yum -y install {spec}", "dnf": "dnf -y install {spec}"}
-REMOVE = {"yum": "yum -y remove {name}", "dnf": "dnf -y remove-n {name}"}
+from reconciler.drivers.packages import PackageManager
+from reconciler.drivers.vcs import build_commands, clone_commands, update_commands
+from reconciler.model import Version, vcs_origin
 
 
 def deploy_script(rpm: str) -> str:
     return f"/opt/{rpm}/bin/zookeeper-deploy"
 
 
-def package_spec(rpm: str, version: Version) -> str:
-    return rpm if version is None else f"{rpm}-{version}"
+def spelled(argv: list[str]) -> str:
+    return " ".join(argv)
+
+
+def then(query: list[str], action: list[str], condition: str) -> str:
+    """A command run only on what a query answers."""
+    return f"{spelled(query)}  # then {spelled(action)} {condition}"
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Undeploy:
     path: str
     n: int
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         return f"{deploy_script(self.rpm)} -u {self.path} {self.n}"
 
 
@@ -43,11 +46,11 @@ class InstallPackage:
     # /opt/<rpm> exists, so the package manager is asked what is installed.
     present: bool
 
-    def describe(self, pm: str = "yum") -> str:
-        install = INSTALL[pm].format(spec=package_spec(self.rpm, self.version))
+    def describe(self, packages: PackageManager) -> str:
+        install = packages.install_argv(self.rpm, self.version)
         if not self.present:
-            return install
-        return f"{QUERY[pm].format(rpm=self.rpm)}  # then {install} if not installed"
+            return spelled(install)
+        return then(packages.query_argv(self.rpm), install, "if not installed")
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,14 @@ class Checkout:
 
     rpm: str
     url: str
+    # /opt/<rpm> is a checkout already: updated, unless it comes from
+    # another repository (then replaced by a new one).
+    present: bool = False
 
-    def describe(self, pm: str = "yum") -> str:
-        return f"check out {self.url} into /opt/{self.rpm}"
+    def describe(self, packages: PackageManager) -> str:
+        origin = vcs_origin(self.url, f"/opt/{self.rpm}")
+        commands = update_commands if self.present else clone_commands
+        return " && ".join(str(c) for c in commands(self.rpm, origin) + build_commands(self.rpm))
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class Deploy:
         subtype = ["-r", self.subtype] if self.subtype else []
         return [deploy_script(self.rpm), *subtype, self.path, str(self.n)]
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         return " ".join(self.argv())
 
 
@@ -94,7 +102,7 @@ class ControllerCommand:
     def argv(self) -> list[str]:
         return [f"/opt/{self.controller}/bin/{self.command}", f"/roles/{self.role}"]
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         return " ".join(self.argv())
 
 
@@ -102,18 +110,23 @@ class ControllerCommand:
 class RemoveSoftware:
     name: str
     checkout: bool = False
+    # Ask the package manager first; not installed: nothing to remove.
+    if_installed: bool = False
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         if self.checkout:
             return f"remove checkout /opt/{self.name}"
-        return REMOVE[pm].format(name=self.name)
+        remove = packages.remove_argv(self.name)
+        if self.if_installed:
+            return then(packages.query_argv(self.name), remove, "if installed")
+        return spelled(remove)
 
 
 @dataclass(frozen=True)
 class RemoveEmptyConfigDirs:
     apps: tuple[str, ...]
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         return "# remove empty " + " ".join(f"/etc/{app}" for app in self.apps)
 
 
@@ -121,7 +134,7 @@ class RemoveEmptyConfigDirs:
 class RecordSuccess:
     version: Version
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         return f"# record version {self.version!r}"
 
 
@@ -129,7 +142,7 @@ class RecordSuccess:
 class AfterHook:
     argv: tuple[str, ...]
 
-    def describe(self, pm: str = "yum") -> str:
+    def describe(self, packages: PackageManager) -> str:
         return " ".join(self.argv)
 
 

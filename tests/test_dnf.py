@@ -97,8 +97,8 @@ def test_command_lines_with_installroot_and_repository(fp: Any, fake_bin: Path) 
     fp.register([*prefix, "-y", "remove-n", "z4m-666"])
     fp.register([*query, "z4m"], stdout="z4m\t1.0.1\t1700000000\n")
     dnf.clean()
-    dnf.install("z4m-1.0.1")
-    dnf.downgrade("z4m-1.0.1")
+    dnf.install("z4m", "1.0.1")
+    dnf.downgrade("z4m", "1.0.1")
     dnf.remove("z4m-666")
     assert dnf.installed_version("z4m") == "1.0.1"
     assert len(fp.calls) == 5
@@ -128,8 +128,8 @@ def test_failed_install_is_left_to_the_verification(
                 stdout="Error: Unable to find a match: z4m-9\n", returncode=1)  # fmt: skip
     fp.register([str(fake_bin / "dnf"), "--refresh", "-y", "downgrade", "z4m-9"],
                 stdout="Error: No packages marked for downgrade.\n", returncode=1)  # fmt: skip
-    dnf.install("z4m-9")
-    dnf.downgrade("z4m-9")
+    dnf.install("z4m", "9")
+    dnf.downgrade("z4m", "9")
     # The reason is shown, but it is the executor's verification that fails
     # the step (`Failed to install ...`), not dnf's exit code.
     assert "OUTPUT Error: Unable to find a match: z4m-9" in log
@@ -171,9 +171,14 @@ def test_remove_that_leaves_the_package_installed_fails(
 def test_wildcards_are_refused(fp: Any, fake_bin: Path, spec: str) -> None:
     """dnf would expand them: `remove-n z4m*` removes every z4m package."""
     dnf = dnf_in(fake_bin)
-    for operation in (dnf.install, dnf.downgrade, dnf.remove):
+    operations = [
+        lambda: dnf.install(spec, None),
+        lambda: dnf.downgrade(spec, None),
+        lambda: dnf.remove(spec),
+    ]
+    for operation in operations:
         with pytest.raises(ReconcilerError, match="Refusing a package name with wildcards"):
-            operation(spec)
+            operation()
     assert len(fp.calls) == 0
 
 
@@ -374,6 +379,9 @@ class DnfHost(SandboxHost):
     def install(self, spec: str) -> str:
         return f"INFO {self.dnf} --refresh -y install {spec}"
 
+    def install_by_name(self, name: str) -> str:
+        return f"INFO {self.dnf} --refresh -y install-n {name}"
+
     def downgrade(self, spec: str) -> str:
         return f"INFO {self.dnf} --refresh -y downgrade {spec}"
 
@@ -394,6 +402,8 @@ class DnfHost(SandboxHost):
                 message = "INFO yum -q list installed " + message[len(self.query("")) :]
             elif message.startswith(self.install("")):
                 message = "INFO yum -y install " + message[len(self.install("")) :]
+            elif message.startswith(self.install_by_name("")):
+                message = "INFO yum -y install " + message[len(self.install_by_name("")) :]
             elif message.startswith(self.downgrade("")):
                 message = "INFO yum -y downgrade " + message[len(self.downgrade("")) :]
             elif message.startswith(self.remove("")):

@@ -119,3 +119,27 @@ def test_errors_are_found_for_every_host_not_just_the_first() -> None:
         "/a: No version found for /a",
         "/b: No version found for /b",
     ]
+
+
+def test_role_controllers_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`/roles/<role>` is part of a role host's desired state: its errors
+    are reported at its path, once, whether or not a node deploys to the
+    role; a good one passes."""
+    tree = tmp_path / "tree.zk"
+    tree.write_text(
+        "/app : z4m\n  version = '1'\n  /deploy\n    /web\n"
+        "/roles\n"
+        "  /web : web-rc\n    version = 'git:/srv/rc'\n"
+        "  /db : db-rc\n    version = 'git:/srv/rc#-b'\n"
+        "  /ok : ok-rc\n    version = 'git:/srv/rc#main'\n"
+    )
+    assert main(["tree", "lint", str(tree)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "/roles/db: Unsafe version 'git:/srv/rc#-b' at /roles/db",
+        "/roles/web: Invalid git version 'git:/srv/rc' at /roles/web: expected git:REPO#REF",
+    ]
+    tree.write_text(
+        tree.read_text().replace("git:/srv/rc'", "git:/srv/rc#main'").replace("#-b", "#b")
+    )
+    assert main(["tree", "lint", str(tree)]) == 0
+    assert capsys.readouterr().out == "OK: 1 file, 1 deployable node, 4 hosts and roles checked\n"

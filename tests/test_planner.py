@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from reconciler.actual import ActualState, InstalledDeployment
+from reconciler.drivers.command import Runner
+from reconciler.drivers.dnf import QUERY_FORMAT, Dnf
+from reconciler.drivers.packages import Yum
 from reconciler.model import Deployment, DesiredState
 from reconciler.planner import plan
 from reconciler.steps import (
@@ -15,6 +20,9 @@ from reconciler.steps import (
     RemoveSoftware,
     Undeploy,
 )
+
+# The drivers only spell commands here: nothing runs.
+YUM = Yum(Runner())
 
 
 def deployment(rpm: str, path: str, n: int = 0, version: str | None = "1.0.0") -> Deployment:
@@ -49,7 +57,7 @@ def test_seed_version_2() -> None:
         RecordSuccess(2),
         AfterHook(("echo", "after")),
     ]
-    assert [s.describe() for s in steps][:5] == [
+    assert [s.describe(YUM) for s in steps][:5] == [
         "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
         "yum -q list installed z4m  # then yum -y install z4m-1.0.0 if not installed",
         "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
@@ -61,7 +69,7 @@ def test_seed_version_2() -> None:
 def test_empty_host_installs_without_asking() -> None:
     steps = plan(SEED_V2, ActualState(), 1)
     assert steps[0] == InstallPackage(rpm="z4m", version="1.0.0", present=False)
-    assert steps[0].describe() == "yum -y install z4m-1.0.0"
+    assert steps[0].describe(YUM) == "yum -y install z4m-1.0.0"
     assert steps[-1] == RecordSuccess(1)
 
 
@@ -107,7 +115,7 @@ def test_checkouts_are_removed_from_disk() -> None:
     )
     steps = plan(DesiredState(deployments=(), packages={}), actual, 1)
     assert steps[0] == RemoveSoftware("app", checkout=True)
-    assert steps[0].describe() == "remove checkout /opt/app"
+    assert steps[0].describe(YUM) == "remove checkout /opt/app"
 
 
 def test_role_controller_frames_installs_and_deploys_without_service_locks() -> None:
@@ -120,8 +128,24 @@ def test_role_controller_frames_installs_and_deploys_without_service_locks() -> 
 
 
 def test_plan_lines_follow_the_package_manager() -> None:
-    steps = plan(SEED_V2, SEED_HOST, 2)
-    assert (
-        steps[1].describe("dnf") == "rpm -q z4m  # then dnf -y install z4m-1.0.0 if not installed"
+    """`--plan` prints what the configured dnf runs, as its driver spells
+    it: installroot, repository and options included."""
+    dnf = Dnf(
+        Runner(),
+        installroot=Path("/srv/root"),
+        repository="file:///srv/repo",
+        options=("--releasever=9",),
     )
-    assert steps[4].describe("dnf") == "dnf -y remove-n z4mmonitor"
+    prefix = (
+        "dnf --installroot=/srv/root --setopt=reposdir=/dev/null --disablerepo=*"
+        " --repofrompath=local,file:///srv/repo --enablerepo=local"
+        " --setopt=local.gpgcheck=0 --releasever=9"
+    )
+    steps = plan(SEED_V2, SEED_HOST, 2)
+    assert steps[1].describe(dnf) == (
+        f"rpm --root /srv/root -q --qf {QUERY_FORMAT} z4m"
+        f"  # then {prefix} --refresh -y install z4m-1.0.0 if not installed"
+    )
+    assert steps[4].describe(dnf) == f"{prefix} -y remove-n z4mmonitor"
+    versioned = plan(DesiredState(deployments=(), packages={"z4m-4.0.0": None}), ActualState(), 1)
+    assert versioned[0].describe(dnf) == f"{prefix} --refresh -y install-n z4m-4.0.0"

@@ -13,8 +13,9 @@ import pytest
 from kazoo.client import KazooClient
 
 from reconciler.actual import ActualState
-from reconciler.controller import Controller, controller_steps, wanted_controller
 from reconciler.errors import ReconcilerError, TreeContentError
+from reconciler.model import Controller, HostIdentity, desired_state, role_controller
+from reconciler.planner import controller_change, controller_steps
 from reconciler.steps import Checkout, InstallPackage, RemoveSoftware
 from reconciler.treefmt import parse
 from reconciler.zk.importer import import_tree
@@ -231,6 +232,7 @@ def test_controller_from_git(
     assert agent.deploy(zk, 2) == [
         RULE,
         "INFO Deploying version 2",
+        "INFO yum -q list installed my-rc",
         "INFO yum -y remove my-rc",
         f"INFO git clone {repo.path} /opt/my-rc",
         "INFO git checkout main",
@@ -503,35 +505,70 @@ def test_two_hosts_of_a_role_deploy_one_at_a_time(
 # The pure parts, and a tree file (no ZooKeeper: the role lock is a no-op)
 
 
-def test_wanted_controller_and_its_steps() -> None:
+def test_role_controller_and_its_steps() -> None:
     root = parse(tree("my-rc", "git:/srv/rc#main"))
-    wanted = wanted_controller(root, "my.role")
+    wanted = role_controller(root, "my.role")
     assert wanted == Controller("my-rc", "git:/srv/rc#main")
-    assert wanted_controller(root, "other.role") is None
-    assert wanted_controller(parse("/roles\n  /my.role\n"), "my.role") is None
+    assert role_controller(root, "other.role") is None
+    assert role_controller(parse("/roles\n  /my.role\n"), "my.role") is None
     with pytest.raises(TreeContentError, match=r"^No version found for /roles/my.role$"):
-        wanted_controller(parse("/roles\n  /my.role : my-rc\n"), "my.role")
+        role_controller(parse("/roles\n  /my.role : my-rc\n"), "my.role")
 
     none = ActualState()
     package = ActualState(opt=frozenset({"my-rc"}), controllers=frozenset({"my-rc"}))
     checkout = package.model_copy(update={"checkouts": frozenset({"my-rc"})})
     rpm = Controller("my-rc", "1.0.0")
-    assert controller_steps(None, none) == []
-    assert controller_steps(rpm, none) == [InstallPackage("my-rc", "1.0.0", present=False)]
-    assert controller_steps(rpm, package) == [InstallPackage("my-rc", "1.0.0", present=True)]
-    assert controller_steps(Controller("my-0-0-rc", "1.0.0"), package) == [
+    assert controller_change(None, none) == []
+    assert controller_change(rpm, none) == [InstallPackage("my-rc", "1.0.0", present=False)]
+    assert controller_change(rpm, package) == [InstallPackage("my-rc", "1.0.0", present=True)]
+    assert controller_change(Controller("my-0-0-rc", "1.0.0"), package) == [
         RemoveSoftware("my-rc"),
         InstallPackage("my-0-0-rc", "1.0.0", present=False),
     ]
-    assert controller_steps(wanted, package) == [
-        RemoveSoftware("my-rc"),
+    assert controller_change(wanted, package) == [
+        RemoveSoftware("my-rc", if_installed=True),
         Checkout("my-rc", "git:/srv/rc#main"),
     ]
-    assert controller_steps(None, checkout) == [RemoveSoftware("my-rc", checkout=True)]
+    assert controller_change(None, checkout) == [RemoveSoftware("my-rc", checkout=True)]
     two = ActualState(controllers=frozenset({"my-rc", "b-rc"}))
     with pytest.raises(ReconcilerError) as error:
-        controller_steps(None, two)
+        controller_change(None, two)
     assert str(error.value) == "too many installed role controllers: b-rc, my-rc"
+
+
+def test_role_controller_is_part_of_the_desired_state() -> None:
+    root = parse(tree("my-rc", "2.0.0"))
+    role_host = HostIdentity(id=HOST_ID, name="host", role="my.role")
+    desired = desired_state(root, role_host)
+    assert desired.controller == Controller("my-rc", "2.0.0")
+    installed = ActualState(opt=frozenset({"old-rc"}), controllers=frozenset({"old-rc"}))
+    assert controller_steps(desired, installed) == [
+        RemoveSoftware("old-rc"),
+        InstallPackage("my-rc", "2.0.0", present=False),
+    ]
+    # No role: installed controllers are none of the run's business.
+    plain = desired_state(root, HostIdentity(id=HOST_ID, name="host"))
+    assert plain.controller is None
+    assert controller_steps(plain, installed) == []
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("git:/srv/rc", "Invalid git version 'git:/srv/rc' at /roles/my.role"),
+        ("git:/srv/rc#-b", "Unsafe version 'git:/srv/rc#-b' at /roles/my.role"),
+        ("svn:/srv/rc --x", "Unsafe version 'svn:/srv/rc --x' at /roles/my.role"),
+    ],
+)
+def test_bad_controller_version_changes_nothing(tmp_path: Path, version: str, message: str) -> None:
+    """A bad VCS version on /roles/<role> is a tree error, found before
+    anything on the host changes (no command runs), as for any node."""
+    host = SandboxHost(tmp_path, role="my.role")
+    run = host.reconcile(host.tree_file(tree("my-rc", version) + "/hosts\n  version = 1\n"))
+    assert run.returncode == 1
+    assert run.commands == []
+    assert message in run.stderr
+    assert not (host.root / "opt").exists() or not any((host.root / "opt").iterdir())
 
 
 def test_role_controller_from_a_tree_file(tmp_path: Path) -> None:

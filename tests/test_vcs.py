@@ -15,15 +15,16 @@ from loguru import logger
 
 from reconciler.actual import ActualState
 from reconciler.drivers.command import HostPath, Runner
-from reconciler.drivers.vcs import Origin, parse_version, svn_info_url
+from reconciler.drivers.vcs import svn_info_url
 from reconciler.errors import ReconcilerError
-from reconciler.model import DesiredState, Version
+from reconciler.model import DesiredState, Origin, Version, vcs_origin
 from reconciler.planner import plan
 from reconciler.steps import Checkout, InstallPackage, RecordSuccess, RemoveSoftware, Step
 from tests.sandbox_host import PROJECT, SandboxHost
 
 LIB = PROJECT / "sandbox" / "lib"
 RULE = "INFO " + "=" * 60
+FETCH = "INFO git fetch --force --update-head-ok --tags origin +refs/heads/*:refs/heads/*"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -108,6 +109,10 @@ def host(tmp_path: Path) -> SandboxHost:
 # Pure parts
 
 
+def parse_version(version: str) -> Origin:
+    return vcs_origin(version, "/app")
+
+
 def test_parse_version() -> None:
     assert parse_version("git:/srv/app.git#main") == Origin("git", "/srv/app.git", "main")
     assert parse_version("git:///srv/app.git#v1.0") == Origin("git", "/srv/app.git", "v1.0")
@@ -138,8 +143,11 @@ def test_plan_switches_between_package_and_checkout() -> None:
     checkout = package.model_copy(update={"checkouts": frozenset({"app"})})
     git = "git:/srv/app#main"
     assert steps(git, ActualState()) == [Checkout("app", git)]
-    assert steps(git, package) == [RemoveSoftware("app"), Checkout("app", git)]
-    assert steps(git, checkout) == [Checkout("app", git)]
+    assert steps(git, package) == [
+        RemoveSoftware("app", if_installed=True),
+        Checkout("app", git),
+    ]
+    assert steps(git, checkout) == [Checkout("app", git, present=True)]
     assert steps("1.0.0", checkout) == [
         RemoveSoftware("app", checkout=True),
         InstallPackage("app", "1.0.0", present=False),
@@ -184,7 +192,7 @@ def test_first_checkout_update_and_permissions(host: SandboxHost, repo: GitRepo)
     assert (checkout / "VERSION").read_text() == "1\n"
     assert (host.root / "etc/app/app.0.deployed").exists()
 
-    # An update pulls; `chmod -R a+rX .` runs in the checkout.
+    # An update fetches and checks out; `chmod -R a+rX .` runs in the checkout.
     repo.commit("2")
     (checkout / "VERSION").chmod(0o600)
     (checkout / "bin").chmod(0o700)
@@ -192,8 +200,8 @@ def test_first_checkout_update_and_permissions(host: SandboxHost, repo: GitRepo)
         RULE,
         "INFO Deploying version 2",
         "INFO git config --get remote.origin.url",
-        "INFO git pull origin -a",
-        "INFO git checkout main",
+        FETCH,
+        "INFO git checkout --force main",
         *checkout_build("app", version),
         "INFO /opt/app/bin/zookeeper-deploy /app 0",
         "INFO Done deploying version 2",
@@ -204,49 +212,55 @@ def test_first_checkout_update_and_permissions(host: SandboxHost, repo: GitRepo)
 
 
 def test_ref_changes(host: SandboxHost, repo: GitRepo) -> None:
-    repo.git("checkout", "-q", "-b", "dev")
-    repo.commit("dev")
-    repo.git("checkout", "-q", "main")
+    """Any sequence of refs of one repository (branches that diverge and
+    are rewritten, a tag, a commit id; forward and back) checks out exactly
+    that ref's content, with the same two commands each time."""
     repo.git("tag", "v1")
+    repo.git("checkout", "-q", "-b", "stage")
+    repo.commit("stage 1")
+    repo.git("checkout", "-q", "main")
+    repo.commit("main 2")  # main and stage diverge
     checkout = host.root / "opt/app"
 
     def version(ref: str) -> str:
         return f"git:{repo.path}#{ref}"
 
-    def ref_change(cluster: int, ref: str, *commands: str) -> None:
+    def ref_change(cluster: int, ref: str, content: str) -> None:
         assert deployed(host, version(ref), cluster) == [
             RULE,
             f"INFO Deploying version {cluster}",
             "INFO git config --get remote.origin.url",
-            *(f"INFO {c}" for c in commands),
+            FETCH,
+            f"INFO git checkout --force {ref}",
             *checkout_build("app", version(ref)),
             "INFO /opt/app/bin/zookeeper-deploy /app 0",
             f"INFO Done deploying version {cluster}",
         ]
+        assert (checkout / "VERSION").read_text() == content + "\n"
 
-    deployed(host, version("main"), 1)
-    assert (checkout / "VERSION").read_text() == "1\n"
-
-    # Another branch: fetched by the pull, created by the checkout (then
-    # pulled, being another branch than the one pulled first).
-    ref_change(2, "dev", "git pull origin -a", "git checkout dev", "git pull origin -a")
-    assert (checkout / "VERSION").read_text() == "dev\n"
-
-    # A tag leaves a detached HEAD...
-    repo.commit("2")
-    ref_change(3, "v1", "git pull origin -a", "git checkout v1")
-    assert (checkout / "VERSION").read_text() == "1\n"
-
-    # ... on which `git pull` refuses to run: fetch, then check out the
-    # branch, whose local copy is older than the origin's: pull it.
-    repo.commit("3")
-    ref_change(4, "main", "git fetch origin", "git checkout main", "git pull origin -a")
-    assert (checkout / "VERSION").read_text() == "3\n"
-
-    # A commit id.
+    deployed(host, version("stage"), 1)
+    assert (checkout / "VERSION").read_text() == "stage 1\n"
+    # To a branch that diverged (`git pull` refused it), and back.
+    ref_change(2, "main", "main 2")
+    repo.git("checkout", "-q", "stage")
+    repo.commit("stage 2")
+    ref_change(3, "stage", "stage 2")
+    # The origin rewrote the branch checked out: its content, not a merge.
+    repo.git("reset", "-q", "--hard", "v1")
+    repo.commit("stage rewritten")
+    ref_change(4, "stage", "stage rewritten")
+    # A tag leaves a detached HEAD; a branch that moved meanwhile is fetched.
+    ref_change(5, "v1", "1")
+    repo.git("checkout", "-q", "main")
+    repo.commit("main 3")
+    ref_change(6, "main", "main 3")
+    # A commit id, back in history, then forward again.
     first = repo.git("rev-list", "--max-parents=0", "HEAD").strip()
-    ref_change(5, first, "git pull origin -a", f"git checkout {first}")
-    assert (checkout / "VERSION").read_text() == "1\n"
+    ref_change(7, first, "1")
+    ref_change(8, "stage", "stage rewritten")
+    # Files the build left, or a local edit, do not stand in the way.
+    (checkout / "VERSION").write_text("edited\n")
+    ref_change(9, "main", "main 3")
 
 
 def test_conflicting_checkout_is_replaced(host: SandboxHost, repo: GitRepo, tmp_path: Path) -> None:
@@ -281,6 +295,7 @@ def test_rpm_to_git_to_rpm(host: SandboxHost, repo: GitRepo) -> None:
     assert deployed(host, version, 2, rpm="docs") == [
         RULE,
         "INFO Deploying version 2",
+        "INFO yum -q list installed docs",
         "INFO yum -y remove docs",
         f"INFO git clone {repo.path} /opt/docs",
         "INFO git checkout main",
@@ -303,6 +318,21 @@ def test_rpm_to_git_to_rpm(host: SandboxHost, repo: GitRepo) -> None:
     ]
     assert not (host.root / "opt/docs/.git").exists()
     assert (host.root / "etc/docs/app.0.deployed").exists()
+
+
+def test_a_directory_no_package_installed_is_not_removed_with_yum(
+    host: SandboxHost, repo: GitRepo
+) -> None:
+    """Replacing an rpm by a checkout asks yum first: nothing installed, no
+    `yum -y remove` (the checkout goes into the empty directory)."""
+    (host.root / "opt/docs").mkdir(parents=True)
+    version = f"git:{repo.path}#main"
+    assert deployed(host, version, 1, rpm="docs")[2:4] == [
+        "INFO yum -q list installed docs",
+        f"INFO git clone {repo.path} /opt/docs",
+    ]
+    assert host.journal.read_text().splitlines()[0] == "yum -q list installed docs"
+    assert (host.root / "opt/docs/VERSION").read_text() == "1\n"
 
 
 def test_unused_checkout_removed_stray_directories_left_alone(

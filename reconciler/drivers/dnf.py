@@ -14,9 +14,11 @@ this driver deals with (measured on dnf 4.14, see machine-facts.md):
 - `dnf list installed` output is meant for humans (columns that wrap for
   long names, epochs, `name.arch`). The installed version is read from the
   rpm database with an explicit query format instead.
-- `dnf remove NAME-1.2` means "package NAME at version 1.2" before it means
-  "the package called NAME-1.2": `remove-n` matches names only, so removing
-  the versioned package `z4m-4.0.0` can never remove `z4m` 4.0.0.
+- `dnf remove NAME-1.2` and `dnf install NAME-1.2` mean "package NAME at
+  version 1.2" before they mean "the package called NAME-1.2": `remove-n`
+  and `install-n` match names only, so the versioned package `z4m-4.0.0`
+  (wanted without a version) is never confused with `z4m` 4.0.0. The rpm
+  query keeps only rows of that exact name (`parse_rpm_query`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from pathlib import Path
 from loguru import logger
 
 from reconciler.drivers.command import Result, Runner
+from reconciler.drivers.packages import package_spec
 from reconciler.errors import CommandFailed, ReconcilerError
 from reconciler.logs import OUTPUT
+from reconciler.model import Version
 
 # One line per installed package of that name. rpm itself turns the `\t` and
 # `\n` escapes into characters, so the logged command line stays one line.
@@ -108,30 +112,48 @@ class Dnf:
         # The rpm database dnf writes to: the installroot's.
         self.query = ["rpm", *(["--root", str(installroot)] if installroot is not None else [])]
 
+    def query_argv(self, rpm: str) -> list[str]:
+        return [*self.query, "-q", "--qf", QUERY_FORMAT, rpm]
+
+    def clean_argv(self) -> list[str]:
+        # `expire-cache`, not `all`: the metadata is kept but re-validated by
+        # the next command, which downloads only what changed. `clean all`
+        # would re-download every repository of a real host on each run.
+        return [*self.command, "-y", "clean", "expire-cache"]
+
+    def install_argv(self, rpm: str, version: Version) -> list[str]:
+        # dnf 4 also downgrades here when `version` is older than installed.
+        if version is None:
+            return [*self.command, "--refresh", "-y", "install-n", literal(rpm)]
+        return [*self.command, "--refresh", "-y", "install", literal(package_spec(rpm, version))]
+
+    def downgrade_argv(self, rpm: str, version: Version) -> list[str]:
+        spec = package_spec(rpm, version)
+        return [*self.command, "--refresh", "-y", "downgrade", literal(spec)]
+
+    def remove_argv(self, name: str) -> list[str]:
+        return [*self.command, "-y", "remove-n", literal(name)]
+
     def installed_version(self, rpm: str) -> str | None:
-        result = self.runner.run([*self.query, "-q", "--qf", QUERY_FORMAT, rpm], check=False)
+        result = self.runner.run(self.query_argv(rpm), check=False)
         # Exit 1 with "package NAME is not installed" is the usual no.
         if result.returncode != 0:
             return None
         return parse_rpm_query(result.output, rpm)
 
     def clean(self) -> None:
-        # `expire-cache`, not `all`: the metadata is kept but re-validated by
-        # the next command, which downloads only what changed. `clean all`
-        # would re-download every repository of a real host on each run.
-        self.runner.run([*self.command, "-y", "clean", "expire-cache"])
+        self.runner.run(self.clean_argv())
 
-    def install(self, spec: str) -> None:
-        # dnf 4 also downgrades here when `spec` names an older version.
-        self._answered_by_verification([*self.command, "--refresh", "-y", "install", literal(spec)])
+    def install(self, rpm: str, version: Version) -> None:
+        self._answered_by_verification(self.install_argv(rpm, version))
 
-    def downgrade(self, spec: str) -> None:
-        self._answered_by_verification(
-            [*self.command, "--refresh", "-y", "downgrade", literal(spec)]
-        )
+    def downgrade(self, rpm: str, version: Version) -> None:
+        self._answered_by_verification(self.downgrade_argv(rpm, version))
 
-    def remove(self, name: str) -> None:
-        argv = [*self.command, "-y", "remove-n", literal(name)]
+    def remove(self, name: str, *, if_installed: bool = False) -> None:
+        if if_installed and self.installed_version(name) is None:
+            return
+        argv = self.remove_argv(name)
         result = self.runner.run(argv, check=False)
         if result.returncode == 0:
             return

@@ -1,7 +1,9 @@
 """Package managers: yum (and, with the same interface, dnf).
 
 Only the commands live here; the install/verify/downgrade logic that does
-not trust the package manager's exit code lives in the executor.
+not trust the package manager's exit code lives in the executor. Each
+command is spelled once, by an `*_argv` method: the same list is run and
+printed by `--plan` (`Step.describe`).
 """
 
 from __future__ import annotations
@@ -10,14 +12,31 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from reconciler.drivers.command import Runner
+from reconciler.model import Version
 
 
 class PackageManager(Protocol):
+    # What each command runs; `version` None is "don't care" (a versioned
+    # package name: the package called `rpm`, at whatever version).
+    def query_argv(self, rpm: str) -> list[str]: ...
+    def clean_argv(self) -> list[str]: ...
+    def install_argv(self, rpm: str, version: Version) -> list[str]: ...
+    def downgrade_argv(self, rpm: str, version: Version) -> list[str]: ...
+    def remove_argv(self, name: str) -> list[str]: ...
+
+    # Running them.
     def installed_version(self, rpm: str) -> str | None: ...
     def clean(self) -> None: ...
-    def install(self, spec: str) -> None: ...
-    def downgrade(self, spec: str) -> None: ...
-    def remove(self, name: str) -> None: ...
+    def install(self, rpm: str, version: Version) -> None: ...
+    def downgrade(self, rpm: str, version: Version) -> None: ...
+    def remove(self, name: str, *, if_installed: bool = False) -> None:
+        """Remove the package `name`; with `if_installed`, ask first and
+        leave a package that is not installed alone (no remove command)."""
+
+
+def package_spec(rpm: str, version: Version) -> str:
+    """`NAME-VERSION`, or `NAME` alone for "don't care"."""
+    return rpm if version is None else f"{rpm}-{version}"
 
 
 def parse_list_installed(output: str, rpm: str) -> str | None:
@@ -42,20 +61,37 @@ class Yum:
         self.runner = runner
         self.command = list(command)
 
+    def query_argv(self, rpm: str) -> list[str]:
+        return [*self.command, "-q", "list", "installed", rpm]
+
+    def clean_argv(self) -> list[str]:
+        return [*self.command, "-y", "clean", "all"]
+
+    def install_argv(self, rpm: str, version: Version) -> list[str]:
+        return [*self.command, "-y", "install", package_spec(rpm, version)]
+
+    def downgrade_argv(self, rpm: str, version: Version) -> list[str]:
+        return [*self.command, "-y", "downgrade", package_spec(rpm, version)]
+
+    def remove_argv(self, name: str) -> list[str]:
+        return [*self.command, "-y", "remove", name]
+
     def installed_version(self, rpm: str) -> str | None:
-        result = self.runner.run([*self.command, "-q", "list", "installed", rpm], check=False)
+        result = self.runner.run(self.query_argv(rpm), check=False)
         if result.returncode != 0:
             return None
         return parse_list_installed(result.output, rpm)
 
     def clean(self) -> None:
-        self.runner.run([*self.command, "-y", "clean", "all"])
+        self.runner.run(self.clean_argv())
 
-    def install(self, spec: str) -> None:
-        self.runner.run([*self.command, "-y", "install", spec])
+    def install(self, rpm: str, version: Version) -> None:
+        self.runner.run(self.install_argv(rpm, version))
 
-    def downgrade(self, spec: str) -> None:
-        self.runner.run([*self.command, "-y", "downgrade", spec])
+    def downgrade(self, rpm: str, version: Version) -> None:
+        self.runner.run(self.downgrade_argv(rpm, version))
 
-    def remove(self, name: str) -> None:
-        self.runner.run([*self.command, "-y", "remove", name])
+    def remove(self, name: str, *, if_installed: bool = False) -> None:
+        if if_installed and self.installed_version(name) is None:
+            return
+        self.runner.run(self.remove_argv(name))

@@ -1,0 +1,3 @@
+HOSTS = "/hosts"
+AGENT_LOCKS = "/agent-locks"
+ROLE_LOCKS = "/role-locks"
