@@ -649,6 +649,42 @@ def test_versioned_packages_side_by_side(host: DnfHost) -> None:
     assert host.deployed() == ["etc/z4m/a.0.deployed", "etc/z4m/c.0.deployed"]
 
 
+def test_versioned_name_without_version_is_that_package(tmp_path: Path, rpm_repo: Path) -> None:
+    """`z4m-4.0.0` wanted without a version is the package of that name,
+    though `z4m` itself is published at 4.0.0 (which `dnf install z4m-4.0.0`
+    would prefer): installed by name (`install-n`), verified by name; and
+    `--plan` prints exactly the commands the run then runs."""
+    repo = tmp_path / "repo"
+    shutil.copytree(rpm_repo, repo)
+    rpmrepo.build_repository([Package("z4m", "4.0.0")], repo, tmp_path / "build")
+    host = DnfHost(tmp_path / "host", repo)
+    text = tree(1, ("b", "z4m-4.0.0", None))
+
+    planned = host.reconcile(host.tree_file(text), "--plan")
+    assert planned.returncode == 0, planned.stderr
+    run = host.apply(text)
+    assert run.returncode == 0, run.stderr
+    assert run.messages() == [
+        RULE,
+        "INFO Deploying version 1",
+        host.clean(),
+        host.install_by_name("z4m-4.0.0"),
+        host.query("z4m-4.0.0"),
+        "INFO /opt/z4m-4.0.0/bin/zookeeper-deploy /b 0",
+        "INFO Done deploying version 1",
+    ]
+    assert host.rpms() == {"z4m-4.0.0": "4.0.0-1"}
+    # Every command the plan names ran, spelled the same (the clean and the
+    # verification are the executor's, around the install).
+    ran = [m.removeprefix("INFO ") for m in run.messages()]
+    steps = [line for line in planned.stdout.splitlines() if not line.startswith("#")]
+    assert steps == [ran[3], ran[5]]
+
+    # Present now: the plan's query, then what would follow, as the driver spells them.
+    planned = host.reconcile(host.tree_file(tree(2, ("b", "z4m-4.0.0", None))), "--plan")
+    assert planned.stdout.splitlines()[1] == (f"{ran[4]}  # then {ran[3]} if not installed")
+
+
 def test_removal_of_unused_packages(seed_host: Snapshot, tmp_path: Path, rpm_repo: Path) -> None:
     host = seed_host.copy(tmp_path, rpm_repo)
     host.after = None
