@@ -1,5 +1,5 @@
 """Sync: a revision of the tree from git into ZooKeeper (see the shared spec,
-operations.md), and the fleet as registered under `/hosts`.
+operations.md). The fleet it checks is read by `zk.fleet`.
 
 Every tree file in the repository is imported at `/` (its nodes are
 absolute paths, wherever the file sits in the repository): `*.zk` files
@@ -21,31 +21,29 @@ Nodes other writers own are protected:
 from __future__ import annotations
 
 import enum
-import json
 import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from loguru import logger
 
 from reconciler import lint
-from reconciler.model import HostIdentity
-from reconciler.tree import Node, join_path
+from reconciler.tree import Node
+from reconciler.zk.fleet import Fleet, read_fleet, version_key
 from reconciler.zk.importer import import_tree
-from reconciler.zk.reader import read_versioned_properties
-from reconciler.zk.storage import decode, encode
+from reconciler.zk.paths import AGENT_LOCKS, HOSTS, ROLE_LOCKS
+from reconciler.zk.reader import check_and_set
 
-HOSTS = "/hosts"
-LOCK = "/hosts-lock"
-IGNORED = frozenset({"hosts", "hosts-lock", "zookeeper"})
-UNTRIMMED = frozenset({"role-locks", "agent-locks"})
+LOCK = f"{HOSTS}-lock"
+# Top-level names in a tree file (the files' nodes are absolute paths).
+IGNORED = frozenset({HOSTS[1:], LOCK[1:], "zookeeper"})
+UNTRIMMED = frozenset({ROLE_LOCKS[1:], AGENT_LOCKS[1:]})
 DRY_RUN = " (dry run, no action taken)"
 NOT_TRIMMED = "extra path not trimmed: "
 GIT_TIMEOUT = 600
@@ -55,88 +53,13 @@ class SyncError(Exception):
     """The sync can't go on; the message is one line for the operator."""
 
 
-# The fleet
-
-
-def version_key(version: Any) -> str:
-    """Versions compare as strings: `1` equals `'1'` (the status file and
-    the operators' tools can't tell them apart either)."""
-    return version if isinstance(version, str) else json.dumps(version)
-
-
-@dataclass(frozen=True)
-class HostRecord:
-    """One child of `/hosts`: a registered agent (ephemeral), or a legacy
-    persistent node."""
-
-    id: str
-    name: str | None
-    role: str | None
-    version: Any
-    error: str | None
-    registered: bool
-
-    def identity(self) -> HostIdentity:
-        return HostIdentity(id=self.id, name=self.name or self.id, role=self.role or None)
-
-
-@dataclass(frozen=True)
-class Fleet:
-    exists: bool  # whether `/hosts` exists at all
-    version: Any
-    properties: dict[str, Any] = field(default_factory=dict)
-    hosts: tuple[HostRecord, ...] = ()
-
-    @property
-    def initial(self) -> bool:
-        """No version was ever set: no sync yet (agents started first
-        create `/hosts` without one)."""
-        return "version" not in self.properties
-
-    def converged(self, host: HostRecord) -> bool:
-        return version_key(host.version) == version_key(self.version)
-
-    def unconverged(self) -> list[HostRecord]:
-        return [host for host in self.hosts if not self.converged(host)]
-
-
-def read_fleet(client: KazooClient) -> Fleet:
-    """`/hosts` and its children, sorted by host id."""
-    try:
-        data, _stat = client.get(HOSTS)
-        names = client.get_children(HOSTS)
-    except NoNodeError:
-        return Fleet(exists=False, version=None)
-    properties = decode(data)
-    hosts = []
-    for name in sorted(names):
-        try:
-            host_data, stat = client.get(join_path(HOSTS, name))
-        except NoNodeError:
-            continue  # the agent stopped since the listing
-        host = decode(host_data)
-        hosts.append(
-            HostRecord(
-                id=name,
-                name=_text(host.get("name")),
-                role=_text(host.get("role")),
-                version=host.get("version"),
-                error=_text(host.get("error")),
-                registered=stat.ephemeralOwner != 0,
-            )
-        )
-    return Fleet(True, properties.get("version"), properties, tuple(hosts))
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 # The repository
 
 
 @dataclass(frozen=True)
-class Checkout:
+class GitCheckout:
+    """A clone of the tree's repository, at `revision`."""
+
     directory: Path
     revision: str
 
@@ -149,18 +72,20 @@ def repository_url(repository: str) -> str:
 
 
 @contextmanager
-def checkout(repository: str) -> Iterator[Checkout]:
+def git_checkout(repository: str) -> Iterator[GitCheckout]:
     """A fresh shallow clone of the repository's default branch, removed
     afterwards. Raises SyncError when git fails."""
     with tempfile.TemporaryDirectory(prefix="reconcile-sync-") as temporary:
         directory = Path(temporary) / "tree"
         # `--` so that a repository named like an option is not read as one.
-        git("clone", "--depth", "1", "--quiet", "--", repository_url(repository), str(directory))
-        revision = git("-C", str(directory), "rev-parse", "HEAD").strip()
-        yield Checkout(directory, revision)
+        sync_git(
+            "clone", "--depth", "1", "--quiet", "--", repository_url(repository), str(directory)
+        )
+        revision = sync_git("-C", str(directory), "rev-parse", "HEAD").strip()
+        yield GitCheckout(directory, revision)
 
 
-def git(*args: str) -> str:
+def sync_git(*args: str) -> str:
     """git's standard output; SyncError with git's last error line on failure."""
     env = dict(os.environ)
     # A repository needing credentials fails instead of waiting for a prompt.
@@ -200,7 +125,7 @@ class Outcome(enum.Enum):
 
 
 def sync(
-    client: KazooClient, tree: Checkout, dry_run: bool = False, force: bool = False
+    client: KazooClient, tree: GitCheckout, dry_run: bool = False, force: bool = False
 ) -> Outcome:
     """Bring ZooKeeper to the checkout's revision, with every rule of the
     spec. Everything is logged; the outcome gives the exit status.
@@ -221,7 +146,7 @@ def sync(
         lock.release()
 
 
-def _sync_locked(client: KazooClient, tree: Checkout, dry_run: bool, force: bool) -> Outcome:
+def _sync_locked(client: KazooClient, tree: GitCheckout, dry_run: bool, force: bool) -> Outcome:
     fleet = read_fleet(client)
     logger.info(f"ZK Version: {'initial' if fleet.initial else fleet.version}")
     if not fleet.initial:
@@ -308,24 +233,16 @@ def set_cluster_version(client: KazooClient, revision: str, start: Fleet) -> Non
     """Set `/hosts` `version`, keeping its other properties. Refuses when
     the version changed since the sync began (an agent halted the
     cluster, or a human acted): that is not the sync's to overwrite."""
-    while True:
-        try:
-            properties, data_version = read_versioned_properties(client, HOSTS)
-        except NoNodeError:
-            try:
-                client.create(HOSTS, encode({"version": revision}))
-                return
-            except NodeExistsError:
-                continue  # an agent created it meanwhile: update it instead
+
+    def change(properties: dict[str, Any] | None) -> dict[str, Any]:
+        if properties is None:
+            return {"version": revision}
         current = properties.get("version")
         if version_key(current) != version_key(start.version):
             raise SyncError(
                 f"Cluster version changed during the sync ({start.version} -> {current}):"
                 " not setting it"
             )
-        properties["version"] = revision
-        try:
-            client.set(HOSTS, encode(properties), version=data_version)
-            return
-        except BadVersionError:
-            continue
+        return {**properties, "version": revision}
+
+    check_and_set(client, HOSTS, change, create=True)

@@ -17,8 +17,10 @@ from kazoo.client import KazooClient
 from loguru import logger
 
 from reconciler.cli import main
+from reconciler.sync import SyncError, set_cluster_version
 from reconciler.treefmt import export
-from reconciler.zk.reader import read_properties, read_tree
+from reconciler.zk.fleet import read_fleet
+from reconciler.zk.reader import check_and_set, read_properties, read_tree, update_properties
 from reconciler.zk.storage import encode
 
 # Git without the machine's or the user's configuration (signing, hooks...).
@@ -392,3 +394,33 @@ def wait_for_version(zk: KazooClient, version: str, timeout: float = 20) -> None
     while not (zk.exists("/hosts") and cluster_version(zk) == version):
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_cluster_version_is_set_by_check_and_set(zk: KazooClient) -> None:
+    """The version is set only over the one the sync started from; other
+    properties are kept; a write between the read and the write is seen."""
+    zk.create("/hosts", encode({"version": "a", "keep": 1}))
+    start = read_fleet(zk)
+    update_properties(zk, "/hosts", version=None)  # an agent halts meanwhile
+    with pytest.raises(SyncError, match=r"^Cluster version changed during the sync \(a -> None\)"):
+        set_cluster_version(zk, "b", start)
+    assert read_properties(zk, "/hosts") == {"version": None, "keep": 1}
+    update_properties(zk, "/hosts", version="a")
+    set_cluster_version(zk, "b", start)
+    assert read_properties(zk, "/hosts") == {"version": "b", "keep": 1}
+
+    seen: list[dict[str, Any] | None] = []
+
+    def change(properties: dict[str, Any] | None) -> dict[str, Any]:
+        seen.append(properties)
+        if len(seen) == 1:  # another writer comes between the read and the write
+            zk.set("/hosts", encode({"version": "c"}))
+        return {**(properties or {}), "n": len(seen)}
+
+    check_and_set(zk, "/hosts", change)
+    assert seen == [{"version": "b", "keep": 1}, {"version": "c"}]
+    assert read_properties(zk, "/hosts") == {"version": "c", "n": 2}
+
+    zk.delete("/hosts")
+    set_cluster_version(zk, "d", start)
+    assert read_properties(zk, "/hosts") == {"version": "d"}

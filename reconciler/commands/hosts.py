@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from reconciler.commands.tree import add_zookeeper_option, client_for
-from reconciler.sync import Fleet, read_fleet
+from reconciler.zk.fleet import Fleet, read_fleet
 
 COLUMNS = ("ID", "NAME", "ROLE", "VERSION", "CONVERGED", "ERROR")
 

@@ -17,8 +17,9 @@ from kazoo.exceptions import NoNodeError
 
 from reconciler import config as configuration
 from reconciler.errors import ConfigError
-from reconciler.sync import HOSTS, version_key
 from reconciler.tree import join_path
+from reconciler.zk.fleet import version_key
+from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
 from reconciler.zk.storage import ZooKeeperUnavailable, connect
 

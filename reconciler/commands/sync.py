@@ -22,7 +22,7 @@ from loguru import logger
 from reconciler import logs
 from reconciler.commands.tree import add_zookeeper_option, client_for
 from reconciler.errors import ConfigError
-from reconciler.sync import SyncError, checkout, sync
+from reconciler.sync import SyncError, git_checkout, sync
 
 EXIT_FAILED = 1
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 def sync_once(args: argparse.Namespace) -> int:
     try:
-        with checkout(args.repository) as tree:
+        with git_checkout(args.repository) as tree:
             client = client_for(args.zookeeper)
             try:
                 return sync(client, tree, dry_run=args.dry_run, force=args.force).exit_status

@@ -126,7 +126,7 @@ def run_lint(args: argparse.Namespace) -> int:
 def _registered_hosts(connection: str | None) -> list[Any]:
     if connection is None:
         return []
-    from reconciler.sync import read_fleet
+    from reconciler.zk.fleet import read_fleet
 
     client = client_for(connection)
     try:

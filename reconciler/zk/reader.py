@@ -13,11 +13,12 @@ against about 6 s for a blocking walk on the same client.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from reconciler.tree import Node, join_path, split_path
 from reconciler.zk.storage import decode, encode
@@ -117,17 +118,39 @@ def read_versioned_properties(client: KazooClient, path: str) -> tuple[dict[str,
     return decode(data), int(stat.version)
 
 
-def update_properties(client: KazooClient, path: str, **changes: Any) -> None:
-    """Set some properties of a node, keeping the others: a check-and-set
-    retried until no concurrent writer came between the read and the write."""
+def check_and_set(
+    client: KazooClient,
+    path: str,
+    change: Callable[[dict[str, Any] | None], dict[str, Any]],
+    *,
+    create: bool = False,
+) -> None:
+    """The one read-modify-write of a node's properties: `change` gets the
+    properties read (None when the node does not exist, only with `create`;
+    else NoNodeError) and returns the new ones, written only if nobody wrote
+    (or created the node) since the read; otherwise read and `change` again.
+    `change` may raise to give up."""
     while True:
-        properties, version = read_versioned_properties(client, path)
-        properties.update(changes)
         try:
-            client.set(path, encode(properties), version=version)
+            properties, version = read_versioned_properties(client, path)
+        except NoNodeError:
+            if not create:
+                raise
+            properties, version = None, -1
+        new = change(properties)
+        try:
+            if properties is None:
+                client.create(path, encode(new))
+            else:
+                client.set(path, encode(new), version=version)
             return
-        except BadVersionError:
+        except (BadVersionError, NodeExistsError):
             continue
+
+
+def update_properties(client: KazooClient, path: str, **changes: Any) -> None:
+    """Set some properties of an existing node, keeping the others."""
+    check_and_set(client, path, lambda properties: {**(properties or {}), **changes})
 
 
 def write_properties(
