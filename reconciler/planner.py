@@ -9,23 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reconciler import steps as step
 from reconciler.actual import ActualState
 from reconciler.errors import ReconcilerError
 from reconciler.model import Controller, DesiredState, Version, app_name, is_vcs
-from reconciler.steps import (
-    ENDING,
-    STARTING,
-    AfterHook,
-    Checkout,
-    ControllerCommand,
-    Deploy,
-    InstallPackage,
-    RecordSuccess,
-    RemoveEmptyConfigDirs,
-    RemoveSoftware,
-    Step,
-    Undeploy,
-)
 
 
 def plan(
@@ -35,48 +22,50 @@ def plan(
     after: Sequence[str] = (),
     role: str | None = None,
     controller: str | None = None,
-) -> list[Step]:
+) -> list[step.Step]:
     """The steps 7-14 of a run, in the order of the spec.
 
     `controller` is the role controller package in /opt (if the host has a
     role and one is configured); its commands frame the installs and deploys.
     """
-    steps: list[Step] = []
+    steps: list[step.Step] = []
     wanted = {d.key for d in desired.deployments}
     stale = sorted(
         (d for d in actual.deployments if d.key not in wanted),
         key=lambda d: (d.app, d.rpm, d.path, d.n),
     )
-    steps += [Undeploy(app=d.app, rpm=d.rpm, path=d.path, n=d.n) for d in stale]
+    steps += [step.Undeploy(app=d.app, rpm=d.rpm, path=d.path, n=d.n) for d in stale]
 
     if controller and role:
-        steps.append(ControllerCommand(controller, STARTING, role))
+        steps.append(step.ControllerCommand(controller, step.STARTING, role))
 
     for rpm in sorted(desired.packages):
         steps += install_steps(rpm, desired.packages[rpm], actual)
 
     steps += [
-        Deploy(app=d.app, rpm=d.rpm, subtype=d.subtype, path=d.path, n=d.n, lock=controller is None)
+        step.Deploy(
+            app=d.app, rpm=d.rpm, subtype=d.subtype, path=d.path, n=d.n, lock=controller is None
+        )
         for d in desired.deployments
     ]
 
     if controller and role:
-        steps.append(ControllerCommand(controller, ENDING, role))
+        steps.append(step.ControllerCommand(controller, step.ENDING, role))
 
     used = set(desired.packages)
     unused = sorted(actual.applications - used)
-    steps += [RemoveSoftware(name, checkout=name in actual.checkouts) for name in unused]
+    steps += [step.RemoveSoftware(name, checkout=name in actual.checkouts) for name in unused]
     emptied = sorted({d.app for d in stale} | {app_name(name) for name in unused})
     if emptied:
-        steps.append(RemoveEmptyConfigDirs(tuple(emptied)))
+        steps.append(step.RemoveEmptyConfigDirs(tuple(emptied)))
 
-    steps.append(RecordSuccess(version))
+    steps.append(step.RecordSuccess(version))
     if after:
-        steps.append(AfterHook(tuple(after)))
+        steps.append(step.AfterHook(tuple(after)))
     return steps
 
 
-def install_steps(rpm: str, version: Version, actual: ActualState) -> list[Step]:
+def install_steps(rpm: str, version: Version, actual: ActualState) -> list[step.Step]:
     """Install `rpm` at `version`: from the package manager, or a checkout
     for a VCS version. A package where a checkout is wanted is removed with
     the package manager first; a checkout where a package is wanted is
@@ -85,14 +74,17 @@ def install_steps(rpm: str, version: Version, actual: ActualState) -> list[Step]
         # Asked first (as the original agent does): a directory that no
         # package installed is not the package manager's to remove.
         replaced = rpm in actual.opt - actual.checkouts
-        removal = [RemoveSoftware(rpm, if_installed=True)] if replaced else []
-        return [*removal, Checkout(rpm=rpm, url=str(version), present=rpm in actual.checkouts)]
+        removal = [step.RemoveSoftware(rpm, if_installed=True)] if replaced else []
+        return [*removal, step.Checkout(rpm=rpm, url=str(version), present=rpm in actual.checkouts)]
     if rpm in actual.checkouts:
-        return [RemoveSoftware(rpm, checkout=True), InstallPackage(rpm, version, present=False)]
-    return [InstallPackage(rpm=rpm, version=version, present=rpm in actual.opt)]
+        return [
+            step.RemoveSoftware(rpm, checkout=True),
+            step.InstallPackage(rpm, version, present=False),
+        ]
+    return [step.InstallPackage(rpm=rpm, version=version, present=rpm in actual.opt)]
 
 
-def controller_steps(desired: DesiredState, actual: ActualState) -> list[Step]:
+def controller_steps(desired: DesiredState, actual: ActualState) -> list[step.Step]:
     """Step 5 on a host with a role (roles.md): remove the installed
     controller if it is not the wanted package, then install the wanted one
     (the executor makes an install of the installed version a mere query).
@@ -101,13 +93,13 @@ def controller_steps(desired: DesiredState, actual: ActualState) -> list[Step]:
     return [] if desired.role is None else controller_change(desired.controller, actual)
 
 
-def controller_change(wanted: Controller | None, actual: ActualState) -> list[Step]:
+def controller_change(wanted: Controller | None, actual: ActualState) -> list[step.Step]:
     """The steps of `controller_steps` for a host with a role."""
     installed = sorted(actual.controllers)
     if len(installed) > 1:
         raise ReconcilerError(f"too many installed role controllers: {', '.join(installed)}")
-    steps: list[Step] = [
-        RemoveSoftware(name, checkout=name in actual.checkouts)
+    steps: list[step.Step] = [
+        step.RemoveSoftware(name, checkout=name in actual.checkouts)
         for name in installed
         if wanted is None or name != wanted.rpm
     ]

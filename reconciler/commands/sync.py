@@ -27,13 +27,15 @@ from reconciler.sync import SyncError, git_checkout, sync
 EXIT_FAILED = 1
 
 
+HELP = "import a git repository's tree files into ZooKeeper"
+DESCRIPTION = (
+    "Import the *.zk (with trim) then *.zkx (without) files of a git repository's "
+    "default branch at /, then set the cluster version to the revision."
+)
+
+
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "sync",
-        help="import a git repository's tree files into ZooKeeper",
-        description="Import the *.zk (with trim) then *.zkx (without) files of a git "
-        "repository's default branch at /, then set the cluster version to the revision.",
-    )
+    parser = commands.add_parser("sync", help=HELP, description=DESCRIPTION)
     parser.add_argument("repository", metavar="REPOSITORY", help="git repository: path or URL")
     parser.add_argument("--dry-run", action="store_true", help="report, change nothing")
     parser.add_argument(

@@ -30,7 +30,7 @@ from pathlib import Path
 from loguru import logger
 
 from reconciler.drivers.command import Result, Runner
-from reconciler.drivers.packages import package_spec
+from reconciler.drivers.packages import CommandLine, package_spec
 from reconciler.errors import CommandFailed, ReconcilerError
 from reconciler.logs import OUTPUT
 from reconciler.model import Version
@@ -91,7 +91,7 @@ def literal(spec: str) -> str:
     return spec
 
 
-class Dnf:
+class Dnf(CommandLine):
     """dnf through the Runner, optionally in an installroot and limited to
     one repository; both are configuration, so the same driver serves a real
     host (`/`, the host's repositories) and the tests (a throw-away root and
@@ -105,7 +105,7 @@ class Dnf:
         repository: str | None = None,
         options: Sequence[str] = (),
     ) -> None:
-        self.runner = runner
+        super().__init__(runner)
         root = [f"--installroot={installroot}"] if installroot is not None else []
         repo = repository_options(repository) if repository else []
         self.command = ["dnf", *root, *repo, *options]
@@ -134,15 +134,8 @@ class Dnf:
     def remove_argv(self, name: str) -> list[str]:
         return [*self.command, "-y", "remove-n", literal(name)]
 
-    def installed_version(self, rpm: str) -> str | None:
-        result = self.runner.run(self.query_argv(rpm), check=False)
-        # Exit 1 with "package NAME is not installed" is the usual no.
-        if result.returncode != 0:
-            return None
-        return parse_rpm_query(result.output, rpm)
-
-    def clean(self) -> None:
-        self.runner.run(self.clean_argv())
+    def parse_query(self, output: str, rpm: str) -> str | None:
+        return parse_rpm_query(output, rpm)
 
     def install(self, rpm: str, version: Version) -> None:
         self._answered_by_verification(self.install_argv(rpm, version))
@@ -150,9 +143,7 @@ class Dnf:
     def downgrade(self, rpm: str, version: Version) -> None:
         self._answered_by_verification(self.downgrade_argv(rpm, version))
 
-    def remove(self, name: str, *, if_installed: bool = False) -> None:
-        if if_installed and self.installed_version(name) is None:
-            return
+    def remove_installed(self, name: str) -> None:
         argv = self.remove_argv(name)
         result = self.runner.run(argv, check=False)
         if result.returncode == 0:

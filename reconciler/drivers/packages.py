@@ -8,6 +8,7 @@ printed by `--plan` (`Step.describe`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -54,11 +55,58 @@ def parse_list_installed(output: str, rpm: str) -> str | None:
     return None
 
 
-class Yum:
+class CommandLine(ABC):
+    """A package manager driven through its command line: the argv builders
+    are each manager's, running them is shared."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    @abstractmethod
+    def query_argv(self, rpm: str) -> list[str]: ...
+    @abstractmethod
+    def clean_argv(self) -> list[str]: ...
+    @abstractmethod
+    def install_argv(self, rpm: str, version: Version) -> list[str]: ...
+    @abstractmethod
+    def downgrade_argv(self, rpm: str, version: Version) -> list[str]: ...
+    @abstractmethod
+    def remove_argv(self, name: str) -> list[str]: ...
+
+    @abstractmethod
+    def parse_query(self, output: str, rpm: str) -> str | None:
+        """The installed version of `rpm` in the query's output."""
+
+    def installed_version(self, rpm: str) -> str | None:
+        result = self.runner.run(self.query_argv(rpm), check=False)
+        # A non-zero exit ("not installed", "no matching packages") is a no.
+        if result.returncode != 0:
+            return None
+        return self.parse_query(result.output, rpm)
+
+    def clean(self) -> None:
+        self.runner.run(self.clean_argv())
+
+    def install(self, rpm: str, version: Version) -> None:
+        self.runner.run(self.install_argv(rpm, version))
+
+    def downgrade(self, rpm: str, version: Version) -> None:
+        self.runner.run(self.downgrade_argv(rpm, version))
+
+    def remove(self, name: str, *, if_installed: bool = False) -> None:
+        if if_installed and self.installed_version(name) is None:
+            return
+        self.remove_installed(name)
+
+    def remove_installed(self, name: str) -> None:
+        self.runner.run(self.remove_argv(name))
+
+
+class Yum(CommandLine):
     """`yum` as the seed runs it: `yum -q list installed`, `yum -y install` ..."""
 
     def __init__(self, runner: Runner, command: Sequence[str] = ("yum",)) -> None:
-        self.runner = runner
+        super().__init__(runner)
         self.command = list(command)
 
     def query_argv(self, rpm: str) -> list[str]:
@@ -76,22 +124,5 @@ class Yum:
     def remove_argv(self, name: str) -> list[str]:
         return [*self.command, "-y", "remove", name]
 
-    def installed_version(self, rpm: str) -> str | None:
-        result = self.runner.run(self.query_argv(rpm), check=False)
-        if result.returncode != 0:
-            return None
-        return parse_list_installed(result.output, rpm)
-
-    def clean(self) -> None:
-        self.runner.run(self.clean_argv())
-
-    def install(self, rpm: str, version: Version) -> None:
-        self.runner.run(self.install_argv(rpm, version))
-
-    def downgrade(self, rpm: str, version: Version) -> None:
-        self.runner.run(self.downgrade_argv(rpm, version))
-
-    def remove(self, name: str, *, if_installed: bool = False) -> None:
-        if if_installed and self.installed_version(name) is None:
-            return
-        self.runner.run(self.remove_argv(name))
+    def parse_query(self, output: str, rpm: str) -> str | None:
+        return parse_list_installed(output, rpm)
