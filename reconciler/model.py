@@ -155,6 +155,11 @@ def role_path(role: str) -> str:
 def software(properties: dict[str, Any], path: str) -> tuple[str, str | None, Version]:
     """`(rpm, subtype, version)` of the node at `path` (a deployable node or
     `/roles/<role>`), from its resolved properties, with every check."""
+    rpm, subtype = _type(properties, path)
+    return rpm, subtype, _version(properties, rpm, path)
+
+
+def _type(properties: dict[str, Any], path: str) -> tuple[str, str | None]:
     type_ = properties["type"]
     words = type_.split() if isinstance(type_, str) else []
     if not 1 <= len(words) <= 2:
@@ -165,7 +170,7 @@ def software(properties: dict[str, Any], path: str) -> tuple[str, str | None, Ve
     check_name(app_name(rpm), "app name", path)
     if subtype is not None:
         check_name(subtype, "subtype", path)
-    return rpm, subtype, _version(properties, rpm, path)
+    return rpm, subtype
 
 
 def role_controller(root: Node, role: str) -> Controller | None:
@@ -195,9 +200,11 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
         targets = _targets(path, node.children["deploy"], host)
         if not targets:
             continue
-        rpm, subtype, version = software(properties, path)
+        # `software()`'s checks, in the spec's order around the path's.
+        rpm, subtype = _type(properties, path)
         for segment in path.split("/")[1:]:
             check_name(segment, "path segment", path)
+        version = _version(properties, rpm, path)
         if rpm in versions and versions[rpm] != version:
             raise TreeContentError(
                 f"Inconsistent versions for {rpm}. {version!r} != {versions[rpm]!r}"

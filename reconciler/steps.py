@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.drivers.packages import PackageManager
-from reconciler.drivers.vcs import build_commands, clone_commands, update_commands
+from reconciler.drivers.vcs import (
+    build_commands,
+    checkout_directory,
+    clone_commands,
+    update_commands,
+)
 from reconciler.model import Version, vcs_origin
 
 
@@ -64,7 +69,7 @@ class Checkout:
     present: bool = False
 
     def describe(self, packages: PackageManager) -> str:
-        origin = vcs_origin(self.url, f"/opt/{self.rpm}")
+        origin = vcs_origin(self.url, checkout_directory(self.rpm))
         commands = update_commands if self.present else clone_commands
         return " && ".join(str(c) for c in commands(self.rpm, origin) + build_commands(self.rpm))
 

@@ -15,6 +15,7 @@ from loguru import logger
 
 from reconciler.actual import ActualState
 from reconciler.drivers.command import HostPath, Runner
+from reconciler.drivers.packages import Yum
 from reconciler.drivers.vcs import svn_info_url
 from reconciler.errors import ReconcilerError
 from reconciler.model import DesiredState, Origin, Version, vcs_origin
@@ -153,6 +154,22 @@ def test_plan_switches_between_package_and_checkout() -> None:
         InstallPackage("app", "1.0.0", present=False),
     ]
     assert steps("1.0.0", package) == [InstallPackage("app", "1.0.0", present=True)]
+
+
+def test_plan_lines_are_the_commands_run() -> None:
+    yum = Yum(Runner())
+    git = "git:/srv/app#main"
+    assert Checkout("app", git).describe(yum) == (
+        "git clone /srv/app /opt/app && git checkout main"
+        " && /opt/app/stage-build && chmod -R a+rX ."
+    )
+    assert Checkout("app", git, present=True).describe(yum) == (
+        FETCH.removeprefix("INFO ") + " && git checkout --force main"
+        " && /opt/app/stage-build && chmod -R a+rX ."
+    )
+    assert RemoveSoftware("app", if_installed=True).describe(yum) == (
+        "yum -q list installed app  # then yum -y remove app if installed"
+    )
 
 
 def test_runner_maps_host_path_arguments(tmp_path: Path) -> None:
