@@ -25,6 +25,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest, write_to_textfile
+from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.errors import ConfigError
 from reconciler.sync import version_key
@@ -59,13 +60,21 @@ class _Exported:
         self.registry = CollectorRegistry()
         self.file: Path | None = None
         self._server: WSGIServer | None = None
+        # Series carried over from the last textfile (see `configure`).
+        self.carried: dict[str, Counter | Gauge] = {}
 
     def configure(self, address: str | None, file: Path | None) -> None:
         """Serve on `address` (`HOST:PORT`; port 0 picks a free one) and
         write `file` on every `flush()`; None turns either off.
 
+        An existing `file` is read back first: with `--once` from cron each
+        run is a new process, and its counters and last success time must
+        go on from the last run's rather than restart at zero.
+
         A port in use or a bad address is a ConfigError (exit status 2)."""
         self.file = file
+        if file is not None:
+            self._carry_over(file)
         if address is None:
             return
         host, port = parse_address(address)
@@ -73,6 +82,25 @@ class _Exported:
             self._server, _thread = start_http_server(port, host, registry=self.registry)
         except OSError as e:
             raise ConfigError(f"metrics-address {address}: {e.strerror or e}") from None
+
+    def _carry_over(self, file: Path) -> None:
+        try:
+            families = list(text_string_to_metric_families(file.read_text()))
+        except (OSError, ValueError):
+            return  # none yet, or not ours: start from zero
+        for family in families:
+            metric = self.carried.get(family.name)
+            if metric is None:
+                continue
+            wanted = family.name + "_total" if isinstance(metric, Counter) else family.name
+            for sample in family.samples:
+                if sample.name != wanted:
+                    continue
+                child = metric.labels(**sample.labels) if sample.labels else metric
+                if isinstance(child, Counter):
+                    child.inc(sample.value)
+                else:
+                    child.set(sample.value)
 
     @property
     def port(self) -> int | None:
@@ -173,6 +201,14 @@ class Metrics(_Exported):
             "ZooKeeper sessions that expired.",
             registry=r,
         )
+        self.carried = {
+            "reconciler_runs": self.runs,
+            "reconciler_commands": self.commands,
+            "reconciler_command_failures": self.command_failures,
+            "reconciler_lock_wait_seconds": self.lock_wait,
+            "reconciler_zookeeper_session_expiries": self.expiries,
+            "reconciler_last_success_timestamp_seconds": self.last_success,
+        }
         self._versions: dict[str, str] = {}
         for kind in COMMAND_KINDS:
             # Zero samples from the start, so that rate() sees the first one.
@@ -251,6 +287,10 @@ class SyncMetrics(_Exported):
             ["outcome"],
             registry=r,
         )
+        self.carried = {
+            "reconciler_syncs": self.syncs,
+            "reconciler_sync_revision_info": self.revision,
+        }
 
     def sync_finished(self, outcome: str, revision: str | None = None) -> None:
         """A round ended with `outcome` (`synced`, `unchanged`, `refused`,

@@ -205,3 +205,39 @@ def test_real_prometheus(metrics: Metrics, prometheus: PrometheusFactory) -> Non
     assert halted[0]["metric"]["instance"] == f"127.0.0.1:{metrics.port}"
     # The "cluster halted" alert of the README fires.
     assert server.wait_for('max(reconciler_cluster_version_info{version="null"}) == 1')
+
+
+def test_textfile_carried_over_between_runs(tmp_path: Path) -> None:
+    """`--once` from cron: every run is a new process writing the same file."""
+    path = tmp_path / "reconciler.prom"
+    first = Metrics()
+    first.configure(None, path)
+    first.run_finished("success", 1.0)
+    first.command_finished("package_manager", ok=False)
+    first.flush()
+    succeeded = samples(path.read_text())[("reconciler_last_success_timestamp_seconds", ())]
+    second = Metrics()
+    second.configure(None, path)
+    second.run_finished("failure", 1.0)
+    second.flush()
+    got = samples(path.read_text())
+    assert got[("reconciler_runs_total", (("outcome", "success"),))] == 1
+    assert got[("reconciler_runs_total", (("outcome", "failure"),))] == 1
+    assert got[("reconciler_command_failures_total", (("kind", "package_manager"),))] == 1
+    assert got[("reconciler_last_success_timestamp_seconds", ())] == succeeded
+    sync = SyncMetrics()
+    sync.configure(None, tmp_path / "sync.prom")
+    sync.sync_finished("synced", "abc")
+    sync.flush()
+    again = SyncMetrics()
+    again.configure(None, tmp_path / "sync.prom")
+    assert samples(again.text())[("reconciler_sync_revision_info", (("revision", "abc"),))] == 1
+
+
+def test_textfile_not_ours(tmp_path: Path) -> None:
+    path = tmp_path / "reconciler.prom"
+    path.write_text("this is { not metrics\n")
+    m = Metrics()
+    m.configure(None, path)  # starts from zero
+    m.flush()
+    assert samples(path.read_text())[("reconciler_last_success_timestamp_seconds", ())] == 0
