@@ -194,17 +194,22 @@ def test_real_prometheus(metrics: Metrics, prometheus: PrometheusFactory) -> Non
     metrics.run_finished("success", 3.0)
     metrics.run_finished("success", 3.0)
     metrics.run_finished("failure", 3.0)
-    metrics.cluster_version(None)
+    metrics.cluster_version(9)
+    metrics.host_version(8)
     found = server.wait_for("reconciler_runs_total", lambda r: len(r) == 2)
     assert {s["metric"]["outcome"]: s["value"][1] for s in found} == {
         "success": "2",
         "failure": "1",
     }
     assert all(s["metric"]["job"] == "reconciler" for s in found)
-    halted = server.wait_for("reconciler_halted == 1")
-    assert halted[0]["metric"]["instance"] == f"127.0.0.1:{metrics.port}"
-    # The "cluster halted" alert of the README fires.
-    assert server.wait_for('max(reconciler_cluster_version_info{version="null"}) == 1')
+    # The README's alert expressions, as Prometheus evaluates them.
+    not_converged = "reconciler_converged == 0 and on(instance) reconciler_halted == 0"
+    behind = server.wait_for(not_converged)
+    assert [s["metric"]["instance"] for s in behind] == [f"127.0.0.1:{metrics.port}"]
+    metrics.cluster_version(None)
+    assert server.wait_for("max(reconciler_halted) == 1")
+    assert server.wait_for(not_converged, lambda r: not r) == []
+    assert server.query('reconciler_cluster_version_info{version="null"}')
 
 
 def test_textfile_carried_over_between_runs(tmp_path: Path) -> None:
