@@ -216,12 +216,14 @@ class Metrics(_Exported):
             self.command_failures.labels(kind)
         self.session_state("lost")  # not connected yet
 
-    def run_finished(self, outcome: str, seconds: float) -> None:
-        """A run ended: `outcome` is the run's (e.g. `success`, `failure`,
-        `abandoned`, `nothing`); a `success` sets the last success time."""
+    def run_finished(self, outcome: str, seconds: float, ok: bool) -> None:
+        """A run ended: `outcome` is its `run.Outcome` name in lower case
+        (`done`, `nothing`, `halted`, `abandoned`, `stopped`, `failed`);
+        `ok` when the host is converged after it (done, nothing to do),
+        which sets the last success time."""
         self.runs.labels(outcome).inc()
         self.run_duration.observe(seconds)
-        if outcome == "success":
+        if ok:
             self.last_success.set(time.time())
 
     def command_finished(self, kind: str, ok: bool) -> None:

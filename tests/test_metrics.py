@@ -43,7 +43,7 @@ def scrape(port: int | None) -> str:
 
 
 def drive(m: Metrics) -> None:
-    """One successful run of version 8 and one failed run of version 9."""
+    """One successful run to version 8 and one failed run to version 9."""
     m.session_state("CONNECTED")
     m.cluster_version(8)
     m.host_version(7)
@@ -51,18 +51,18 @@ def drive(m: Metrics) -> None:
     m.command_finished("deploy_script", ok=True)
     m.lock_waited(0.25)
     m.host_version(8)
-    m.run_finished("success", 2.0)
+    m.run_finished("done", 2.0, ok=True)
     m.cluster_version("9")
     m.command_finished("deploy_script", ok=False)
     m.cluster_version(None)
-    m.run_finished("failure", 40.0)
+    m.run_finished("failed", 40.0, ok=False)
 
 
 def test_http_endpoint(metrics: Metrics) -> None:
     drive(metrics)
     got = samples(scrape(metrics.port))
-    assert got[("reconciler_runs_total", (("outcome", "success"),))] == 1
-    assert got[("reconciler_runs_total", (("outcome", "failure"),))] == 1
+    assert got[("reconciler_runs_total", (("outcome", "done"),))] == 1
+    assert got[("reconciler_runs_total", (("outcome", "failed"),))] == 1
     assert got[("reconciler_run_duration_seconds_count", ())] == 2
     assert got[("reconciler_run_duration_seconds_sum", ())] == 42.0
     assert got[("reconciler_run_duration_seconds_bucket", (("le", "5.0"),))] == 1
@@ -118,13 +118,13 @@ def test_textfile(tmp_path: Path) -> None:
     path = tmp_path / "reconciler.prom"
     m.configure(None, path)
     assert m.port is None
-    m.run_finished("success", 1.5)
+    m.run_finished("done", 1.5, ok=True)
     m.flush()
     first = samples(path.read_text())
-    assert first[("reconciler_runs_total", (("outcome", "success"),))] == 1
-    m.run_finished("success", 1.5)
+    assert first[("reconciler_runs_total", (("outcome", "done"),))] == 1
+    m.run_finished("done", 1.5, ok=True)
     m.flush()
-    assert samples(path.read_text())[("reconciler_runs_total", (("outcome", "success"),))] == 2
+    assert samples(path.read_text())[("reconciler_runs_total", (("outcome", "done"),))] == 2
     # Written by rename: no temporary file left for node_exporter to trip on.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reconciler.prom"]
 
@@ -191,15 +191,15 @@ def test_config_bad_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_real_prometheus(metrics: Metrics, prometheus: PrometheusFactory) -> None:  # noqa: F811
     server = prometheus([f"127.0.0.1:{metrics.port}"])
-    metrics.run_finished("success", 3.0)
-    metrics.run_finished("success", 3.0)
-    metrics.run_finished("failure", 3.0)
+    metrics.run_finished("done", 3.0, ok=True)
+    metrics.run_finished("done", 3.0, ok=True)
+    metrics.run_finished("failed", 3.0, ok=False)
     metrics.cluster_version(9)
     metrics.host_version(8)
     found = server.wait_for("reconciler_runs_total", lambda r: len(r) == 2)
     assert {s["metric"]["outcome"]: s["value"][1] for s in found} == {
-        "success": "2",
-        "failure": "1",
+        "done": "2",
+        "failed": "1",
     }
     assert all(s["metric"]["job"] == "reconciler" for s in found)
     # The README's alert expressions, as Prometheus evaluates them.
@@ -217,17 +217,17 @@ def test_textfile_carried_over_between_runs(tmp_path: Path) -> None:
     path = tmp_path / "reconciler.prom"
     first = Metrics()
     first.configure(None, path)
-    first.run_finished("success", 1.0)
+    first.run_finished("done", 1.0, ok=True)
     first.command_finished("package_manager", ok=False)
     first.flush()
     succeeded = samples(path.read_text())[("reconciler_last_success_timestamp_seconds", ())]
     second = Metrics()
     second.configure(None, path)
-    second.run_finished("failure", 1.0)
+    second.run_finished("failed", 1.0, ok=False)
     second.flush()
     got = samples(path.read_text())
-    assert got[("reconciler_runs_total", (("outcome", "success"),))] == 1
-    assert got[("reconciler_runs_total", (("outcome", "failure"),))] == 1
+    assert got[("reconciler_runs_total", (("outcome", "done"),))] == 1
+    assert got[("reconciler_runs_total", (("outcome", "failed"),))] == 1
     assert got[("reconciler_command_failures_total", (("kind", "package_manager"),))] == 1
     assert got[("reconciler_last_success_timestamp_seconds", ())] == succeeded
     sync = SyncMetrics()
