@@ -11,7 +11,7 @@ from pathlib import Path
 from loguru import logger
 
 from reconciler import config as configuration
-from reconciler import logs
+from reconciler import logs, version
 from reconciler.errors import ConfigError
 from reconciler.run import Deployer
 
@@ -48,6 +48,7 @@ def agent_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="refuse to start unless the name `zookeeper` resolves to ADDRESS",
     )
+    version.add_option(parser)
     return parser
 
 

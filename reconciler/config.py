@@ -38,6 +38,9 @@ class Config(BaseModel):
     # A URL (a local directory is turned into a file:// URL); None: the
     # host's own repositories.
     dnf_repository: str | None = None
+    # Prometheus metrics (reconciler/metrics.py); None: off.
+    metrics_address: str | None = Field(default=None, pattern=r"^\S+:\d{1,5}$")
+    metrics_file: Path | None = None
 
 
 KEYS = {
@@ -55,6 +58,8 @@ KEYS = {
     "dnf-options",
     "dnf-installroot",
     "dnf-repository",
+    "metrics-address",
+    "metrics-file",
 }
 
 
@@ -132,9 +137,11 @@ def load(path: Path) -> Config:
     for key in ("host-name", "zookeeper", "zookeeper-session-timeout", "package-manager"):
         if key in section:
             values[key.replace("-", "_")] = section[key].strip()
-    for key in ("tree", "root"):
+    if section.get("metrics-address", "").strip():
+        values["metrics_address"] = section["metrics-address"].strip()
+    for key in ("tree", "root", "metrics-file"):
         if key in section:
-            values[key] = base / section[key].strip()
+            values[key.replace("-", "_")] = base / section[key].strip()
     if "path" in section:
         values["path"] = tuple(base / p for p in section["path"].split(":") if p.strip())
     if "dnf-options" in section:

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Set up a development machine: system packages (ZooKeeper for the tests and
-# the demo; rpm, dnf and createrepo-c for the real-RPM tests) and a virtual
+# the demo; rpm, dnf and createrepo-c for the real-RPM tests; prometheus and
+# systemd's systemd-analyze for the metrics and unit tests) and a virtual
 # environment in .venv with the project and its test tools.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ command -v createrepo_c >/dev/null 2>&1 || missing="$missing createrepo-c"
 command -v java >/dev/null 2>&1 || missing="$missing default-jre-headless"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v svnadmin >/dev/null 2>&1 || missing="$missing subversion"
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "Installing Debian packages:$missing"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from reconciler import version
 from reconciler.commands import hosts, monitor, sync, tree
 
 
@@ -16,6 +17,8 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (tree, sync, monitor, hosts):
         module.register(commands)
+    for command in commands.choices.values():
+        version.add_option(command)
     return top
 
 

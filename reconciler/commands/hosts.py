@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from reconciler.commands import wait
 from reconciler.commands.tree import add_zookeeper_option, client_for
 from reconciler.zk.fleet import Fleet, read_fleet
 
@@ -24,11 +25,14 @@ def register(commands: Any) -> None:
         description="The cluster version, then one row per host under /hosts.",
     )
     hosts.add_argument("--json", action="store_true", help="print one JSON object")
+    wait.add_options(hosts)
     add_zookeeper_option(hosts)
     hosts.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.wait or args.timeout is not None:
+        return wait.run(args)
     client = client_for(args.zookeeper)
     try:
         fleet = read_fleet(client)
