@@ -28,7 +28,7 @@ from prometheus_client.exposition import generate_latest, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.errors import ConfigError
-from reconciler.sync import version_key
+from reconciler.zk.fleet import version_key
 
 # Which commands are counted: `command_finished(kind, ok)` takes one of these.
 COMMAND_KINDS = ("package_manager", "deploy_script", "hook", "controller", "vcs")

@@ -44,7 +44,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--interval",
         metavar="S",
-        type=_positive,
+        type=positive_seconds,
         help="sync every S seconds until SIGTERM or SIGINT (default: once)",
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per record")
@@ -52,7 +52,7 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _positive(text: str) -> float:
+def positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

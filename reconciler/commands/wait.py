@@ -30,10 +30,11 @@ from typing import Any, TextIO
 from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
 
-from reconciler.commands.sync import _positive
+from reconciler.commands.sync import positive_seconds
 from reconciler.commands.tree import client_for
-from reconciler.sync import HOSTS, Fleet, HostRecord
 from reconciler.tree import join_path
+from reconciler.zk.fleet import Fleet, HostRecord
+from reconciler.zk.paths import HOSTS
 from reconciler.zk.storage import decode
 
 EXIT_CONVERGED, EXIT_HALTED, EXIT_TIMEOUT = 0, 1, 3
@@ -52,7 +53,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         metavar="S",
-        type=_positive,
+        type=positive_seconds,
         help="with --wait: give up after S seconds (exit 3; implies --wait; default: no limit)",
     )
 
