@@ -9,12 +9,10 @@ from reconciler.model import DesiredState, Version, app_name, is_vcs
 from reconciler.steps import (
     ENDING,
     STARTING,
-    AfterHook,
     Checkout,
     ControllerCommand,
     Deploy,
     InstallPackage,
-    RecordSuccess,
     RemoveEmptyConfigDirs,
     RemoveSoftware,
     Step,
@@ -64,9 +62,6 @@ def plan(
     if emptied:
         steps.append(RemoveEmptyConfigDirs(tuple(emptied)))
 
-    steps.append(RecordSuccess(version))
-    if after:
-        steps.append(AfterHook(tuple(after)))
     return steps
 
 

@@ -117,22 +117,6 @@ class RemoveEmptyConfigDirs:
         return "# remove empty " + " ".join(f"/etc/{app}" for app in self.apps)
 
 
-@dataclass(frozen=True)
-class RecordSuccess:
-    version: Version
-
-    def describe(self, pm: str = "yum") -> str:
-        return f"# record version {self.version!r}"
-
-
-@dataclass(frozen=True)
-class AfterHook:
-    argv: tuple[str, ...]
-
-    def describe(self, pm: str = "yum") -> str:
-        return " ".join(self.argv)
-
-
 Step = (
     Undeploy
     | InstallPackage
@@ -141,6 +125,4 @@ Step = (
     | ControllerCommand
     | RemoveSoftware
     | RemoveEmptyConfigDirs
-    | RecordSuccess
-    | AfterHook
 )

@@ -2,7 +2,8 @@
 
 The cluster version is `/hosts` `version` in the file. A halt is kept in
 memory only (the file belongs to version control), and there are no other
-hosts to lock against.
+hosts to lock against; a failing body of `lock()` still halts, as the
+`Cluster` contract promises.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import treefmt
+from reconciler.cluster import halting
 from reconciler.errors import ConfigError
 from reconciler.tree import Node
+from reconciler.zk.paths import HOSTS
 
 
-class TreeFileSource:
+class TreeFileCluster:
+    """A `reconciler.cluster.Cluster` read from one tree file."""
+
     def __init__(self, path: Path) -> None:
         try:
             text = path.read_text()
@@ -26,32 +31,30 @@ class TreeFileSource:
             self.root = treefmt.parse(text, str(path))
         except treefmt.TreeFormatError as e:
             raise ConfigError(str(e)) from None
-        hosts = self.root.get("/hosts")
+        hosts = self.root.get(HOSTS)
         if hosts is None or "version" not in hosts.properties:
-            raise ConfigError(f"{path}: no cluster version (property version of /hosts)")
-        self._version: Any = hosts.properties["version"]
+            raise ConfigError(f"{path}: no cluster version (property version of {HOSTS})")
+        self.cluster_version: Any = hosts.properties["version"]
         self.error: str | None = None
-
-    def version(self) -> Any:
-        return self._version
-
-    def halt(self) -> None:
-        self._version = None
-
-    def record(self, version: Any) -> None:
-        pass
-
-    def lock(self, name: str) -> AbstractContextManager[object]:
-        return nullcontext()
-
-    def role_lock(self, role: str) -> AbstractContextManager[object]:
-        return nullcontext()
-
-    def stopping(self) -> bool:
-        return False
+        self.recorded: Any = None
 
     def tree(self) -> Node:
         return self.root
 
+    def version(self) -> Any:
+        return self.cluster_version
+
+    def halt(self) -> None:
+        self.cluster_version = None
+
+    def record(self, version: Any) -> None:
+        self.recorded = version
+
     def set_error(self, message: str | None) -> None:
         self.error = message
+
+    def lock(self, name: str) -> AbstractContextManager[object]:
+        return halting(self, nullcontext())
+
+    def role_lock(self, role: str) -> AbstractContextManager[object]:
+        return nullcontext()
