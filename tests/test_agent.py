@@ -15,19 +15,10 @@ from kazoo.client import KazooClient
 from reconciler.zk.reader import read_properties
 from reconciler.zk.server import ZooKeeperServer
 from reconciler.zk.storage import connect, encode
-from tests.agent_process import AgentProcess
-from tests.sandbox_host import SandboxHost
-from tests.seed_transcript import RULE
-from tests.test_agent_seed import import_fixture, seed_host, set_cluster_version
-
-HOST_NODE = "/hosts/424242424242"
-
-
-def wait_until(condition: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import SandboxHost
+from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster_version, wait_until
+from tests.support.seed_transcript import RULE
 
 
 def test_second_agent_is_refused(tmp_path: Path, zk: KazooClient, zk_chroot: str) -> None:
@@ -61,6 +52,28 @@ def test_legacy_persistent_node_is_taken_over(
         assert RULE not in agent.messages()  # already at the cluster version
     finally:
         assert agent.stop() == 0
+
+
+def test_legacy_node_version_wins_over_the_host_version_file(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str
+) -> None:
+    """agent.md: a legacy persistent host node gives its `version`, even when
+    a host_version file exists (issue 12)."""
+    host = seed_host(tmp_path, zk)
+    assert host.host_version() == 1
+    import_fixture(zk, "seed-v2")
+    set_cluster_version(zk, 2)
+    zk.create(HOST_NODE, encode({"name": "host42", "version": 2}))
+    host.journal.write_text("")
+    agent = AgentProcess(host, zk_chroot)
+    try:
+        agent.wait_for_message("INFO Agent starting, cluster 2, host 2")
+        assert read_properties(zk, HOST_NODE) == {"name": "host42", "version": 2}
+        time.sleep(0.5)
+        assert RULE not in agent.messages()  # the node says: already converged
+    finally:
+        assert agent.stop() == 0
+    assert not host.journal.read_text()
 
 
 def test_restart_converges_from_host_version(

@@ -20,9 +20,9 @@ from reconciler.treefmt import parse
 from reconciler.zk.importer import import_tree
 from reconciler.zk.reader import read_properties, update_properties
 from reconciler.zk.storage import encode
-from tests.agent_process import AgentProcess
-from tests.sandbox_host import PROJECT, SandboxHost
-from tests.seed_transcript import RULE
+from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import PROJECT, SandboxHost
+from tests.support.seed_transcript import RULE
 from tests.test_vcs import GitRepo
 
 HOST_ID = "424242424242"

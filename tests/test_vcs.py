@@ -20,7 +20,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import DesiredState, Version
 from reconciler.planner import plan
 from reconciler.steps import Checkout, InstallPackage, RemoveSoftware, Step
-from tests.sandbox_host import PROJECT, SandboxHost
+from tests.support.sandbox_host import PROJECT, SandboxHost
 
 LIB = PROJECT / "sandbox" / "lib"
 RULE = "INFO " + "=" * 60
