@@ -158,7 +158,7 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
         daemon = Daemon(config, stop)
         cluster = daemon.cluster
     else:
-        cluster = TreeFileCluster(config.tree)
+        cluster = TreeFileCluster.read(config.tree)
     try:
         reconciler = Reconciler(config, cluster, stop, verbose=verbose)
         if plan_only:

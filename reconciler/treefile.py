@@ -20,23 +20,30 @@ from reconciler.zk.paths import HOSTS
 
 
 class TreeFileCluster:
-    """A `reconciler.cluster.Cluster` read from one tree file."""
+    """A `reconciler.cluster.Cluster` held in memory: a tree and its version."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, root: Node, version: Any) -> None:
+        self.root = root
+        self.cluster_version = version
+        self.error: str | None = None
+        self.recorded: Any = None
+
+    @classmethod
+    def read(cls, path: Path) -> TreeFileCluster:
+        """The cluster in a tree file; a file that can't be used is a
+        ConfigError naming it."""
         try:
             text = path.read_text()
         except OSError as e:
             raise ConfigError(f"Can't read tree {path}: {e.strerror}") from None
         try:
-            self.root = treefmt.parse(text, str(path))
+            root = treefmt.parse(text, str(path))
         except treefmt.TreeFormatError as e:
             raise ConfigError(str(e)) from None
-        hosts = self.root.get(HOSTS)
+        hosts = root.get(HOSTS)
         if hosts is None or "version" not in hosts.properties:
             raise ConfigError(f"{path}: no cluster version (property version of {HOSTS})")
-        self.cluster_version: Any = hosts.properties["version"]
-        self.error: str | None = None
-        self.recorded: Any = None
+        return cls(root, hosts.properties["version"])
 
     def tree(self) -> Node:
         return self.root

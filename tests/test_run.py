@@ -20,7 +20,7 @@ from loguru import logger
 from reconciler.cluster import halting
 from reconciler.config import Config
 from reconciler.run import Outcome, Reconciler
-from reconciler.tree import Node
+from reconciler.treefile import TreeFileCluster
 from reconciler.treefmt import parse
 from tests.support.sandbox_host import SANDBOX_BIN, TREES
 from tests.support.seed_transcript import RULE
@@ -34,21 +34,15 @@ ROLE_TREE = (
 )
 
 
-class FakeCluster:
+class FakeCluster(TreeFileCluster):
     """An in-memory cluster. `events` lists, in order, the halts and the
     locks taken and left; `interrupt`, called on every look at the
     version, lets a test act "between steps" (another host halting)."""
 
     def __init__(self, text: str, version: Any) -> None:
-        self.root = parse(text)
-        self.cluster_version = version
-        self.recorded: Any = None
-        self.error: str | None = None
+        super().__init__(parse(text), version)
         self.events: list[str] = []
         self.interrupt: Callable[[], None] = lambda: None
-
-    def tree(self) -> Node:
-        return self.root
 
     def version(self) -> Any:
         self.interrupt()
@@ -56,13 +50,7 @@ class FakeCluster:
 
     def halt(self) -> None:
         self.events.append("halt")
-        self.cluster_version = None
-
-    def record(self, version: Any) -> None:
-        self.recorded = version
-
-    def set_error(self, message: str | None) -> None:
-        self.error = message
+        super().halt()
 
     def lock(self, name: str) -> AbstractContextManager[object]:
         return halting(self, self._held(f"lock {name}"))
