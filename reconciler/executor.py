@@ -13,6 +13,7 @@ from typing import Any
 
 from loguru import logger
 
+from reconciler import steps
 from reconciler.cluster import Cluster
 from reconciler.drivers.command import Runner
 from reconciler.drivers.filesystem import FileSystem
@@ -21,18 +22,6 @@ from reconciler.drivers.vcs import Vcs
 from reconciler.errors import InstallFailed
 from reconciler.model import Version, path_name
 from reconciler.rundir import RunDirectory
-from reconciler.steps import (
-    Checkout,
-    ControllerCommand,
-    Deploy,
-    InstallPackage,
-    RemoveEmptyConfigDirs,
-    RemoveSoftware,
-    Step,
-    Undeploy,
-    deploy_script,
-    package_spec,
-)
 
 
 def satisfied(installed: str | None, version: Version) -> bool:
@@ -65,31 +54,31 @@ class Executor:
     def status(self, text: str) -> None:
         self.rundir.write_status(self.version, text)
 
-    def apply(self, step: Step) -> None:
+    def apply(self, step: steps.Step) -> None:
         match step:
-            case Undeploy():
+            case steps.Undeploy():
                 self.status(f"undeploying {step.path} {step.n}")
-                self.runner.run([deploy_script(step.rpm), "-u", step.path, str(step.n)])
+                self.runner.run([steps.deploy_script(step.rpm), "-u", step.path, str(step.n)])
                 self.fs.remove_records(step.app, step.path, step.n)
-            case InstallPackage():
+            case steps.InstallPackage():
                 self.status(f"installing {step.rpm} {step.version}")
                 self.install(step.rpm, step.version)
-            case Checkout():
+            case steps.Checkout():
                 self.status(f"installing {step.rpm} {step.url}")
                 self.vcs.checkout(step.rpm, step.url)
-            case Deploy():
+            case steps.Deploy():
                 self.deploy(step)
-            case ControllerCommand():
+            case steps.ControllerCommand():
                 self.status(f"{step.command} {step.role}")
                 self.runner.run(step.argv())
-            case RemoveSoftware():
+            case steps.RemoveSoftware():
                 self.status(f"removing {step.name}")
                 if step.checkout:
                     logger.info(f"Removing checkout {step.name}")
                     self.fs.remove_opt(step.name)
                 else:
                     self.packages.remove(step.name)
-            case RemoveEmptyConfigDirs():
+            case steps.RemoveEmptyConfigDirs():
                 for app in step.apps:
                     self.fs.remove_empty_config_dir(app)
 
@@ -102,7 +91,7 @@ class Executor:
         installed = self.installed_version(rpm)
         if satisfied(installed, version):
             return
-        spec = package_spec(rpm, version)
+        spec = steps.package_spec(rpm, version)
         if not self.cleaned:
             self.packages.clean()
             self.cleaned = True
@@ -114,10 +103,10 @@ class Executor:
         if not satisfied(installed, version):
             raise InstallFailed(f"Failed to install {spec} (installed: {installed})")
 
-    def deploy(self, step: Deploy) -> None:
+    def deploy(self, step: steps.Deploy) -> None:
         self.status(f"deploying {step.path} {step.n}")
         self.fs.ensure_config_dir(step.app)
         # The lock halts the cluster, while still held, if the script fails.
         with self.cluster.lock(path_name(step.path)) if step.lock else nullcontext():
             self.runner.run(step.argv())
-        self.fs.write_script_record(step.app, step.path, step.n, deploy_script(step.rpm))
+        self.fs.write_script_record(step.app, step.path, step.n, steps.deploy_script(step.rpm))
