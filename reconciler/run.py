@@ -190,7 +190,7 @@ class Reconciler:
         executor = Executor(self.runner, self.fs, self.packages, self.cluster, self.rundir, version)
         # A host with a role controller is not abandoned: it finishes its
         # run, so that it is not left out of service.
-        check = self.checks(abandonable=controller is None)
+        abandonable = controller is None
         batches: list[Callable[[], list[Step]]] = [
             lambda: self.controller_steps(controller),
             # Planned after the controller steps ran: they change /opt.
@@ -199,24 +199,21 @@ class Reconciler:
         with ExitStack() as role_lock:
             for batch in batches:
                 for step in batch():
-                    check()
+                    self.between_steps(abandonable)
                     if isinstance(step, ControllerCommand) and step.command == STARTING:
                         role_lock.enter_context(self.cluster.role_lock(step.role))
                     executor.apply(step)
                     if isinstance(step, ControllerCommand) and step.command == ENDING:
                         role_lock.close()
-        check()
+        # Recording success is a step too.
+        self.between_steps(abandonable)
 
-    def checks(self, abandonable: bool) -> Callable[[], None]:
-        """The check made between steps."""
-
-        def check() -> None:
-            if self.stop.is_set():
-                raise Stopped()
-            if abandonable and self.cluster.version() is None:
-                raise Abandoned()
-
-        return check
+    def between_steps(self, abandonable: bool) -> None:
+        """Stop when asked to; abandon when another host halted the cluster."""
+        if self.stop.is_set():
+            raise Stopped()
+        if abandonable and self.cluster.version() is None:
+            raise Abandoned()
 
     def record(self, version: Any) -> None:
         """Step 13."""
