@@ -181,11 +181,11 @@ def test_session_expiry_is_survived(tmp_path: Path, zk: KazooClient, zk_chroot: 
         assert agent.stop() == 0
 
 
-def run_once(host: SandboxHost, connection: str) -> subprocess.CompletedProcess[str]:
+def run_once(host: SandboxHost, connection: str, *flags: str) -> subprocess.CompletedProcess[str]:
     host.extra["zookeeper"] = connection
     config = host.write_config(None)
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", "--once", "--log-json", str(config)],
+        [sys.executable, "-m", "reconciler", "--once", "--log-json", *flags, str(config)],
         capture_output=True,
         text=True,
         env=host.env(),
@@ -235,3 +235,28 @@ def test_server_restart_is_survived(tmp_path: Path) -> None:
         finally:
             zk.stop()
             zk.close()
+
+
+def test_plan_against_zookeeper(tmp_path: Path, zk: KazooClient, zk_chroot: str) -> None:
+    """`--plan` opens the same cluster as a run, and only reads it: no host
+    node, no command, no change."""
+    host = seed_host(tmp_path, zk)
+    import_fixture(zk, "seed-v2")
+    set_cluster_version(zk, 2)
+    host.journal.write_text("")
+    before = host.files()
+    plan = run_once(host, zk_chroot, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert lines[0] == "# cluster version 2, host version 1"
+    assert [line.split("  #")[0] for line in lines if not line.startswith("#")] == [
+        "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
+        "yum -q list installed z4m",
+        "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
+        "/opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
+        "yum -y remove z4mmonitor",
+        "echo after",
+    ]
+    assert host.journal.read_text() == "" and host.files() == before
+    assert zk.exists(HOST_NODE) is None
+    assert read_properties(zk, "/hosts")["version"] == 2
