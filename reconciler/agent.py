@@ -1,160 +1,93 @@
-"""The agent daemon: registers the host in ZooKeeper, watches `/hosts`, and
-runs deployments one at a time in a single worker.
+"""The agent process: `reconcile CONFIG` with or without `--once`.
 
-This is the only module that knows about watches, sessions and the
-cluster halt; a run itself is `run.Deployer`, the same as with a tree file.
+`main` is the one path for every mode; they differ only in which cluster
+is opened (a tree file, or ZooKeeper) and in whether runs repeat:
+
+- with ZooKeeper, the `Daemon` connects, registers the host (its ephemeral
+  node `/hosts/<host-id>`, registered again after a session expiry) and
+  lets the `ZooKeeperCluster`'s watch on `/hosts` queue runs;
+- `--once` (or a tree file) does one run; otherwise a single worker thread
+  runs one reconciliation per queued change until SIGTERM/SIGINT sets the
+  stop event, which the run checks between steps.
+
+A reconciliation itself is `run.Reconciler`'s.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import LockTimeout, NodeExistsError, NoNodeError
+from kazoo.client import KazooState
+from kazoo.exceptions import NodeExistsError, NoNodeError
 from loguru import logger
 
+from reconciler.cluster import Cluster
 from reconciler.config import Config
 from reconciler.errors import ConfigError
-from reconciler.executor import Abandoned, Stopped
 from reconciler.model import HostIdentity
-from reconciler.rolelock import RoleLock
-from reconciler.run import Deployer, Outcome
-from reconciler.tree import Node
-from reconciler.zk.reader import read_properties, read_tree, update_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect, decode, encode
-
-HOSTS = "/hosts"
-LOCK_POLL = 0.2
+from reconciler.run import Reconciler
+from reconciler.treefile import TreeFileCluster
+from reconciler.zk.cluster import ZooKeeperCluster
+from reconciler.zk.paths import HOSTS
+from reconciler.zk.reader import read_properties
+from reconciler.zk.storage import ZooKeeperUnavailable, connect, encode
 
 
 class AgentRunning(Exception):
     pass
 
 
-def cluster_version(properties: dict[str, Any]) -> Any:
-    return properties.get("version")
+class Daemon:
+    """One ZooKeeper session of this host: its cluster, its host node, and
+    the event that queues a run."""
 
-
-class ZooKeeperSource:
-    """The cluster as seen by one agent: a `run.Source` on ZooKeeper.
-
-    The cluster version is the one the watch last delivered, so checking it
-    between steps costs no round trip.
-    """
-
-    def __init__(self, client: KazooClient, host: HostIdentity) -> None:
-        self.client = client
-        self.host = host
-        self.host_path = f"{HOSTS}/{host.id}"
-        self.known: Any = None
-        self.stop_requested = threading.Event()
-
-    def version(self) -> Any:
-        return self.known
-
-    def stopping(self) -> bool:
-        return self.stop_requested.is_set()
-
-    def halt(self) -> None:
-        # Known first: our own halt must not look like another host's.
-        self.known = None
-        update_properties(self.client, HOSTS, version=None)
-
-    def record(self, version: Any) -> None:
-        update_properties(self.client, self.host_path, version=version)
-
-    def set_error(self, message: str | None) -> None:
-        properties = read_properties(self.client, self.host_path)
-        if properties.get("error") == message or (message is None and "error" not in properties):
-            return
-        if message is None:
-            del properties["error"]
-        else:
-            properties["error"] = message
-        self.client.set(self.host_path, encode(properties))
-
-    def tree(self) -> Node:
-        return read_tree(self.client, "/")
-
-    @contextmanager
-    def lock(self, name: str) -> Iterator[object]:
-        lock = self.client.Lock(f"/agent-locks/{name}", identifier=self.host.name)
-        while True:
-            try:
-                if lock.acquire(timeout=LOCK_POLL):
-                    break
-            except LockTimeout:
-                pass
-            if self.stopping():
-                lock.cancel()
-                raise Stopped()
-            if self.version() is None:
-                lock.cancel()
-                raise Abandoned()
-        try:
-            yield lock
-        finally:
-            lock.release()
-
-    def role_lock(self, role: str) -> RoleLock:
-        """The persistent `/role-locks/<role>` (see `rolelock`). Waiting for
-        it stops when the agent stops, and gives up (abandons the run) when
-        another host halts the cluster: nothing is out of service yet."""
-        return RoleLock(self.client, role, self.host.id, self.host.name, self._waiting)
-
-    def _waiting(self) -> None:
-        if self.stopping():
-            raise Stopped()
-        if self.version() is None:
-            raise Abandoned()
-
-
-class Agent:
-    def __init__(self, config: Config, verbose: bool = False) -> None:
-        self.config = config
-        self.verbose = verbose
+    def __init__(self, config: Config, stop: threading.Event) -> None:
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         try:
             self.client = connect(config.zookeeper, timeout=config.zookeeper_session_timeout)
         except ZooKeeperUnavailable as e:
             raise ConfigError(str(e)) from None
-        self.source = ZooKeeperSource(self.client, self.host)
-        self.deployer = Deployer(config, self.source, verbose=verbose)
         self.pending = threading.Event()
+        self.stop = stop
+        self.cluster = ZooKeeperCluster(self.client, self.host, stop, on_change=self.pending.set)
         self.registered = False
         self.session_lost = False
+        self.reconciler: Reconciler | None = None
 
     # Registration
 
-    def register(self) -> None:
+    def register(self, reconciler: Reconciler) -> None:
+        """Create the ephemeral host node. A legacy persistent node (left by
+        the original agent) gives its `version` as the host version, even
+        over the host version file (agent.md), and is replaced."""
         self.client.ensure_path(HOSTS)
-        path = self.source.host_path
+        path = self.cluster.host_path
         try:
-            data, stat = self.client.get(path)
+            _data, stat = self.client.get(path)
         except NoNodeError:
             pass
         else:
             if stat.ephemeralOwner:
                 raise AgentRunning("Another agent is running")
-            legacy = read_properties(self.client, path)
-            if self.deployer.host_version is None:
-                self.deployer.host_version = legacy.get("version")
+            reconciler.host_version = read_properties(self.client, path).get("version")
             self.client.delete(path)
+        self.reconciler = reconciler
         self._create_host_node()
         self.registered = True
         self.client.add_listener(self._session_changed)
 
     def _create_host_node(self) -> None:
-        properties: dict[str, Any] = {"name": self.host.name, "version": self.deployer.host_version}
+        # The host version now: a registration after a session expiry
+        # comes after runs.
+        version = self.reconciler.host_version if self.reconciler else None
+        properties: dict[str, Any] = {"name": self.host.name, "version": version}
         if self.host.role:
             properties["role"] = self.host.role
         try:
-            self.client.create(self.source.host_path, encode(properties), ephemeral=True)
+            self.client.create(self.cluster.host_path, encode(properties), ephemeral=True)
         except NodeExistsError:
             pass  # Our session still holds it (a reconnect, not an expiry).
 
@@ -174,44 +107,25 @@ class Agent:
         except Exception:
             logger.opt(exception=True).error("Could not register the host again")
 
-    # Watching and running
-
-    def watch(self) -> None:
-        first = threading.Event()
-
-        def changed(data: bytes | None, stat: Any) -> None:
-            version = cluster_version(decode(data)) if data is not None else None
-            if not first.is_set() or version != self.source.known:
-                self.source.known = version
-                self.pending.set()
-            first.set()
-
-        self.client.DataWatch(HOSTS, changed)
-        first.wait(10)
-
-    def start(self) -> None:
-        self.register()
-        self.watch()
+    def start(self, reconciler: Reconciler) -> None:
+        self.register(reconciler)
+        # The watch's first delivery is not a change: `serve` runs at start.
         self.pending.clear()
-        cluster = self.source.known
-        logger.info(f"Agent starting, cluster {cluster}, host {self.deployer.host_version}")
+        cluster = self.cluster.version()
+        logger.info(f"Agent starting, cluster {cluster}, host {reconciler.host_version}")
 
-    def run_once(self) -> Outcome:
-        return self.deployer.run()
+    # The worker
 
-    def serve(self) -> None:
-        """Run a deployment at start and after every change, until stopped."""
+    def serve(self, reconciler: Reconciler) -> None:
+        """Run a reconciliation at start and after every change, until stopped."""
         self.pending.set()
-        while not self.source.stopping():
+        while not self.stop.is_set():
             if not self.pending.wait(0.5):
                 continue
             self.pending.clear()
-            if self.source.stopping():
+            if self.stop.is_set():
                 break
-            self.deployer.run()
-
-    def stop(self) -> None:
-        self.source.stop_requested.set()
+            reconciler.run()
 
     def close(self) -> None:
         self.registered = False
@@ -221,33 +135,45 @@ class Agent:
             self.client.close()
 
 
-def run_daemon(
-    config: Config, once: bool = False, plan_only: bool = False, verbose: bool = False
-) -> int:
-    agent = Agent(config, verbose=verbose)
+def serve_until_signalled(daemon: Daemon, reconciler: Reconciler) -> None:
+    worker = threading.Thread(target=daemon.serve, args=(reconciler,), name="reconciler")
+    worker.start()
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        logger.info(f"Stopping on {signal.Signals(signum).name}")
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    while worker.is_alive():
+        worker.join(0.5)
+
+
+def main(config: Config, once: bool = False, plan_only: bool = False, verbose: bool = False) -> int:
+    """`reconcile CONFIG`: the exit status. A tree file means one run."""
+    stop = threading.Event()
+    daemon: Daemon | None = None
+    cluster: Cluster
+    if config.tree is None:
+        daemon = Daemon(config, stop)
+        cluster = daemon.cluster
+    else:
+        cluster = TreeFileCluster.read(config.tree)
     try:
+        reconciler = Reconciler(config, cluster, stop, verbose=verbose)
         if plan_only:
-            agent.deployer.print_plan(cluster_version(read_properties(agent.client, HOSTS)))
+            reconciler.print_plan()
             return 0
-        try:
-            agent.start()
-        except AgentRunning as e:
-            logger.error(str(e))
-            return 1
-        if once:
-            return agent.run_once().exit_status
-
-        worker = threading.Thread(target=agent.serve, name="deployer")
-        worker.start()
-
-        def shutdown(signum: int, frame: FrameType | None) -> None:
-            logger.info(f"Stopping on {signal.Signals(signum).name}")
-            agent.stop()
-
-        signal.signal(signal.SIGTERM, shutdown)
-        signal.signal(signal.SIGINT, shutdown)
-        while worker.is_alive():
-            worker.join(0.5)
+        if daemon:
+            try:
+                daemon.start(reconciler)
+            except AgentRunning as e:
+                logger.error(str(e))
+                return 1
+        if once or daemon is None:
+            return reconciler.run().exit_status
+        serve_until_signalled(daemon, reconciler)
         return 0
     finally:
-        agent.close()
+        if daemon:
+            daemon.close()

@@ -13,9 +13,8 @@ from loguru import logger
 from reconciler import config as configuration
 from reconciler import logs, version
 from reconciler.errors import ConfigError
-from reconciler.run import Deployer
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def agent_parser() -> argparse.ArgumentParser:
@@ -65,19 +64,9 @@ def run_agent(args: argparse.Namespace) -> int:
     config = configuration.load(args.config)
     if args.assert_zookeeper_address:
         check_zookeeper_address(args.assert_zookeeper_address)
-    if config.tree is None:
-        from reconciler.agent import run_daemon
+    from reconciler.agent import main as run
 
-        return run_daemon(config, once=args.once, plan_only=args.plan, verbose=args.verbose)
-
-    from reconciler.filesource import TreeFileSource
-
-    source = TreeFileSource(config.tree)
-    deployer = Deployer(config, source, verbose=args.verbose)
-    if args.plan:
-        deployer.print_plan(source.version())
-        return EXIT_OK
-    return deployer.run().exit_status
+    return run(config, once=args.once, plan_only=args.plan, verbose=args.verbose)
 
 
 SUBCOMMANDS = ("tree", "monitor", "sync", "hosts")

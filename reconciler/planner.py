@@ -7,27 +7,20 @@ both install software with `install_steps`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from reconciler import steps as step
 from reconciler.actual import ActualState
 from reconciler.errors import ReconcilerError
 from reconciler.model import Controller, DesiredState, Version, app_name, is_vcs
 
 
-def plan(
-    desired: DesiredState,
-    actual: ActualState,
-    version: Version,
-    after: Sequence[str] = (),
-    role: str | None = None,
-    controller: str | None = None,
-) -> list[step.Step]:
-    """The steps 7-14 of a run, in the order of the spec.
+def plan(desired: DesiredState, actual: ActualState) -> list[step.Step]:
+    """The steps 7-12 of a run, in the order of the spec.
 
-    `controller` is the role controller package in /opt (if the host has a
-    role and one is configured); its commands frame the installs and deploys.
+    On a host with a role and a role controller, the controller's commands
+    frame the installs and deploys, and deploys take no service lock.
     """
+    role = desired.role
+    controller = desired.controller.rpm if desired.controller else None
     steps: list[step.Step] = []
     wanted = {d.key for d in desired.deployments}
     stale = sorted(
@@ -59,9 +52,6 @@ def plan(
     if emptied:
         steps.append(step.RemoveEmptyConfigDirs(tuple(emptied)))
 
-    steps.append(step.RecordSuccess(version))
-    if after:
-        steps.append(step.AfterHook(tuple(after)))
     return steps
 
 

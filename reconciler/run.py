@@ -1,42 +1,51 @@
-"""One deployment run (steps 1-14 of the spec) and its failure semantics.
+"""One reconciliation (steps 1-14 of agent.md) and what a failure means.
 
-The same run serves `--once` with a tree file and the daemon with
-ZooKeeper; only the `Source` differs.
+This module alone says what happens in what order:
+
+1. the cluster version decides whether to run at all (halted, paused,
+   already converged);
+2. the role controller's steps, then the deployment steps (planned from
+   the host as the controller steps left it), one at a time through the
+   `Executor`; before each step the run stops if `stop` is set and
+   abandons if the cluster version became None (a host with a role
+   controller finishes its run instead: it must not be left out of
+   service);
+3. the role lock is taken before `starting-deployments` and released after
+   `ending-deployments`; a failure in between keeps it;
+4. recording success (host node, host version file, status `done`);
+5. the after hook, which runs after success and after an abandon, never
+   after a failure.
+
+Any failure halts the cluster, sets the host's `error` and writes status
+`error`. The same run serves the daemon and `--once`; only the `Cluster`
+differs.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from loguru import logger
 
+from reconciler.cluster import Abandoned, Cluster, Stopped
 from reconciler.config import Config
 from reconciler.drivers.command import Runner
 from reconciler.drivers.dnf import Dnf
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager, Yum
-from reconciler.executor import Abandoned, Cluster, Executor, Stopped
-from reconciler.model import Controller, DesiredState, HostIdentity, desired_state
-from reconciler.model import role_controller as wanted_controller
-from reconciler.planner import controller_change as controller_steps
-from reconciler.planner import plan
+from reconciler.executor import Executor
+from reconciler.model import DesiredState, HostIdentity, desired_state
+from reconciler.planner import controller_steps, plan
 from reconciler.rundir import RunDirectory
-from reconciler.steps import Step
-from reconciler.tree import Node
+from reconciler.steps import ENDING, STARTING, ControllerCommand, Step
 
 RULE = "=" * 60
-
-
-class Source(Cluster, Protocol):
-    """Where the desired state comes from and where results go."""
-
-    def tree(self) -> Node:
-        """The whole tree, read now."""
-
-    def set_error(self, message: str | None) -> None:
-        """Set (or, with None, clear) this host's `error`."""
+HALTED = "Not deploying because cluster version is None"
 
 
 class Outcome(enum.Enum):
@@ -68,10 +77,19 @@ def package_manager(config: Config, runner: Runner) -> PackageManager:
     return Yum(runner)
 
 
-class Deployer:
-    def __init__(self, config: Config, source: Source, verbose: bool = False) -> None:
+class Reconciler:
+    """Reconciles this host with `cluster`, one whole run at a time."""
+
+    def __init__(
+        self,
+        config: Config,
+        cluster: Cluster,
+        stop: threading.Event | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.config = config
-        self.source = source
+        self.cluster = cluster
+        self.stop = stop or threading.Event()
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         self.runner = Runner(config.root, config.path, verbose=verbose)
         self.fs = FileSystem(config.root)
@@ -82,63 +100,48 @@ class Deployer:
         # run the halt itself queues stays silent.
         self.halt_reported = False
 
-    def desired(self) -> tuple[DesiredState, Controller | None]:
+    # Planning
+
+    def desired(self) -> DesiredState:
         """This host's deployments and role controller, from one reading of
         the tree; every error of the tree is raised here, before anything
         on the host changes."""
-        root = self.source.tree()
-        desired = desired_state(root, self.host)
-        role = self.host.role
-        return desired, wanted_controller(root, role) if role else None
+        return desired_state(self.cluster.tree(), self.host)
 
-    def controller_steps(self, controller: Controller | None) -> list[Step]:
+    def controller_steps(self, desired: DesiredState) -> list[Step]:
         """Step 5: make the installed role controller match (role hosts only)."""
-        return controller_steps(controller, self.fs.read()) if self.host.role else []
+        return controller_steps(desired, self.fs.read())
 
-    def deployment_steps(
-        self, desired: DesiredState, controller: Controller | None, version: Any
-    ) -> list[Step]:
-        """Steps 7-14, from the host as it is now."""
-        return plan(
-            desired,
-            self.fs.read(),
-            version,
-            self.config.after,
-            role=self.host.role,
-            controller=controller.rpm if controller else None,
-        )
+    def deployment_steps(self, desired: DesiredState) -> list[Step]:
+        """Steps 7-12, from the host as it is now (after step 5)."""
+        return plan(desired, self.fs.read())
 
-    def plan(self, version: Any) -> list[Step]:
-        desired, controller = self.desired()
-        return self.controller_steps(controller) + self.deployment_steps(
-            desired, controller, version
-        )
-
-    def deploy(self, executor: Executor, version: Any) -> None:
-        """Steps 5-13. A host with a role controller is not abandoned: it
-        finishes its run, so that it is not left out of service."""
-        desired, controller = self.desired()
-        abandonable = controller is None
-        executor.execute(self.controller_steps(controller), abandonable)
-        executor.execute(self.deployment_steps(desired, controller, version), abandonable)
-
-    def print_plan(self, version: Any) -> None:
-        """`--plan`: the steps of a run to `version`, one line each."""
+    def print_plan(self) -> None:
+        """`--plan`: the steps of a run to the cluster version, one line each."""
+        version = self.cluster.version()
         print(f"# cluster version {version!r}, host version {self.host_version!r}")
-        for step in self.plan(version):
+        desired = self.desired()
+        steps = self.controller_steps(desired) + self.deployment_steps(desired)
+        for step in steps:
             print(step.describe(self.packages))
+        print(f"# record version {version!r}")
+        if self.config.after:
+            print(" ".join(self.config.after))
+
+    # Running
 
     def run(self) -> Outcome:
-        version = self.source.version()
+        """One run: steps 1-14, with the failure rules of agent.md."""
+        version = self.cluster.version()
         if version is None:
             if not self.halt_reported:
-                logger.warning("Not deploying because cluster version is None")
+                logger.warning(HALTED)
                 self.halt_reported = True
             return Outcome.HALTED
         self.halt_reported = False
         if version is False:
             return Outcome.HALTED
-        self.source.set_error(None)
+        self.cluster.set_error(None)
         if version == self.host_version:
             if not self.rundir.has_status():
                 self.rundir.write_status(version, "done")
@@ -147,11 +150,10 @@ class Deployer:
         logger.info(RULE)
         logger.info(f"Deploying version {version}")
         self.rundir.write_status(version, "deploying")
-        executor = Executor(self.runner, self.fs, self.packages, self.source, self.rundir, version)
         outcome = Outcome.DONE
         try:
-            self.deploy(executor, version)
-            self.host_version = version
+            self.converge(version)
+            self.record(version)
         except Stopped:
             logger.warning(f"Stopped before finishing version {version}")
             self.rundir.write_status(version, "stopped")
@@ -163,23 +165,69 @@ class Deployer:
         except Exception as error:
             self.fail(error, version, "deploying", f"FAILED deploying version {version}")
             return Outcome.FAILED
-
-        if self.config.after:
-            logger.info("Running after hook")
-            try:
-                self.runner.run(list(self.config.after))
-            except Exception as error:
-                self.fail(error, version, "after", f"FAILED after deploying version {version}")
-                outcome = Outcome.FAILED
-            if self.source.version() is None:
-                logger.warning("Not deploying because cluster version is None")
-                self.halt_reported = True
+        if self.config.after and not self.after_hook(version):
+            return Outcome.FAILED
         return outcome
+
+    def converge(self, version: Any) -> None:
+        """Steps 5-12, checking between steps; the role lock frames the
+        controller's `starting-deployments` .. `ending-deployments`."""
+        desired = self.desired()
+        executor = Executor(self.runner, self.fs, self.packages, self.cluster, self.rundir, version)
+        # A host with a role controller is not abandoned: it finishes its
+        # run, so that it is not left out of service.
+        abandonable = desired.controller is None
+        batches: list[Callable[[], list[Step]]] = [
+            lambda: self.controller_steps(desired),
+            # Planned after the controller steps ran: they change /opt.
+            lambda: self.deployment_steps(desired),
+        ]
+        with ExitStack() as role_lock:
+            for batch in batches:
+                for step in batch():
+                    self.between_steps(abandonable)
+                    if isinstance(step, ControllerCommand) and step.command == STARTING:
+                        role_lock.enter_context(self.cluster.role_lock(step.role))
+                    executor.apply(step)
+                    if isinstance(step, ControllerCommand) and step.command == ENDING:
+                        role_lock.close()
+        # Recording success is a step too.
+        self.between_steps(abandonable)
+
+    def between_steps(self, abandonable: bool) -> None:
+        """Stop when asked to; abandon when another host halted the cluster."""
+        if self.stop.is_set():
+            raise Stopped()
+        if abandonable and self.cluster.version() is None:
+            raise Abandoned()
+
+    def record(self, version: Any) -> None:
+        """Step 13."""
+        self.cluster.record(version)
+        self.rundir.write_host_version(version)
+        self.host_version = version
+        logger.info(f"Done deploying version {version}")
+        self.rundir.write_status(version, "done")
+
+    def after_hook(self, version: Any) -> bool:
+        """Step 14; False when the hook failed. The halt is reported here
+        (even our own, after a failing hook), not by the run it queues."""
+        logger.info("Running after hook")
+        succeeded = True
+        try:
+            self.runner.run(list(self.config.after))
+        except Exception as error:
+            self.fail(error, version, "after", f"FAILED after deploying version {version}")
+            succeeded = False
+        if self.cluster.version() is None:
+            logger.warning(HALTED)
+            self.halt_reported = True
+        return succeeded
 
     def fail(self, error: Exception, version: Any, label: str, critical: str) -> None:
         try:
-            self.source.halt()
-            self.source.set_error(str(error))
+            self.cluster.halt()
+            self.cluster.set_error(str(error))
         finally:
             logger.opt(exception=error).error(label)
             logger.critical(critical)

@@ -135,22 +135,6 @@ class RemoveEmptyConfigDirs:
         return "# remove empty " + " ".join(f"/etc/{app}" for app in self.apps)
 
 
-@dataclass(frozen=True)
-class RecordSuccess:
-    version: Version
-
-    def describe(self, packages: PackageManager) -> str:
-        return f"# record version {self.version!r}"
-
-
-@dataclass(frozen=True)
-class AfterHook:
-    argv: tuple[str, ...]
-
-    def describe(self, packages: PackageManager) -> str:
-        return " ".join(self.argv)
-
-
 Step = (
     Undeploy
     | InstallPackage
@@ -159,6 +143,4 @@ Step = (
     | ControllerCommand
     | RemoveSoftware
     | RemoveEmptyConfigDirs
-    | RecordSuccess
-    | AfterHook
 )

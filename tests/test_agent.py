@@ -15,19 +15,10 @@ from kazoo.client import KazooClient
 from reconciler.zk.reader import read_properties
 from reconciler.zk.server import ZooKeeperServer
 from reconciler.zk.storage import connect, encode
-from tests.agent_process import AgentProcess
-from tests.sandbox_host import SandboxHost
-from tests.seed_transcript import RULE
-from tests.test_agent_seed import import_fixture, seed_host, set_cluster_version
-
-HOST_NODE = "/hosts/424242424242"
-
-
-def wait_until(condition: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import SandboxHost
+from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster_version, wait_until
+from tests.support.seed_transcript import RULE
 
 
 def test_second_agent_is_refused(tmp_path: Path, zk: KazooClient, zk_chroot: str) -> None:
@@ -61,6 +52,28 @@ def test_legacy_persistent_node_is_taken_over(
         assert RULE not in agent.messages()  # already at the cluster version
     finally:
         assert agent.stop() == 0
+
+
+def test_legacy_node_version_wins_over_the_host_version_file(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str
+) -> None:
+    """agent.md: a legacy persistent host node gives its `version`, even when
+    a host_version file exists (issue 12)."""
+    host = seed_host(tmp_path, zk)
+    assert host.host_version() == 1
+    import_fixture(zk, "seed-v2")
+    set_cluster_version(zk, 2)
+    zk.create(HOST_NODE, encode({"name": "host42", "version": 2}))
+    host.journal.write_text("")
+    agent = AgentProcess(host, zk_chroot)
+    try:
+        agent.wait_for_message("INFO Agent starting, cluster 2, host 2")
+        assert read_properties(zk, HOST_NODE) == {"name": "host42", "version": 2}
+        time.sleep(0.5)
+        assert RULE not in agent.messages()  # the node says: already converged
+    finally:
+        assert agent.stop() == 0
+    assert not host.journal.read_text()
 
 
 def test_restart_converges_from_host_version(
@@ -168,11 +181,11 @@ def test_session_expiry_is_survived(tmp_path: Path, zk: KazooClient, zk_chroot: 
         assert agent.stop() == 0
 
 
-def run_once(host: SandboxHost, connection: str) -> subprocess.CompletedProcess[str]:
+def run_once(host: SandboxHost, connection: str, *flags: str) -> subprocess.CompletedProcess[str]:
     host.extra["zookeeper"] = connection
     config = host.write_config(None)
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", "--once", "--log-json", str(config)],
+        [sys.executable, "-m", "reconciler", "--once", "--log-json", *flags, str(config)],
         capture_output=True,
         text=True,
         env=host.env(),
@@ -222,3 +235,24 @@ def test_server_restart_is_survived(tmp_path: Path) -> None:
         finally:
             zk.stop()
             zk.close()
+
+
+def test_plan_against_zookeeper(tmp_path: Path, zk: KazooClient, zk_chroot: str) -> None:
+    """`--plan` opens the same cluster as a run, and only reads it: no host
+    node, no command, no change."""
+    host = seed_host(tmp_path, zk)
+    import_fixture(zk, "seed-v2")
+    set_cluster_version(zk, 2)
+    host.journal.write_text("")
+    before = host.files()
+    plan = run_once(host, zk_chroot, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    # The same plan as from the tree file: one path, another cluster.
+    from_file = host.reconcile("seed-v2", "--plan")
+    assert from_file.returncode == 0, from_file.stderr
+    assert plan.stdout == from_file.stdout
+    assert plan.stdout.startswith("# cluster version 2, host version 1\n")
+    assert "/opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0\n" in plan.stdout
+    assert host.journal.read_text() == "" and host.files() == before
+    assert zk.exists(HOST_NODE) is None
+    assert read_properties(zk, "/hosts")["version"] == 2

@@ -6,34 +6,10 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from reconciler.treefmt import parse
-from reconciler.zk.importer import import_tree
-from reconciler.zk.reader import read_properties, update_properties
-from tests.agent_process import AgentProcess
-from tests.sandbox_host import TREES, SandboxHost
-from tests.seed_transcript import TRANSCRIPT
-
-
-def import_fixture(zk: KazooClient, name: str) -> None:
-    """Import a fixture tree, `/hosts` left out: the version is bumped apart,
-    after the tree is in place, as operators (and the sync) do."""
-    tree = parse((TREES / f"{name}.zk").read_text())
-    tree.children.pop("hosts")
-    import_tree(zk, tree, "/", trim=True)
-
-
-def set_cluster_version(zk: KazooClient, version: object) -> None:
-    update_properties(zk, "/hosts", version=version)
-
-
-def seed_host(tmp_path: Path, zk: KazooClient) -> SandboxHost:
-    """The seed's starting point: the host converged to version 1."""
-    host = SandboxHost(tmp_path, after="echo after")
-    assert host.reconcile("seed-v1").returncode == 0
-    import_fixture(zk, "seed-v1")
-    zk.ensure_path("/hosts")
-    set_cluster_version(zk, 1)
-    return host
+from reconciler.zk.reader import read_properties
+from tests.support.agent_process import AgentProcess
+from tests.support.seed import import_fixture, seed_host, set_cluster_version
+from tests.support.seed_transcript import TRANSCRIPT
 
 
 def test_after_hook_transcript(tmp_path: Path, zk: KazooClient, zk_chroot: str) -> None:

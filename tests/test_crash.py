@@ -11,11 +11,10 @@ from kazoo.client import KazooClient
 
 from reconciler.treefmt import parse
 from reconciler.zk.importer import import_tree
-from tests.agent_process import AgentProcess
-from tests.sandbox_host import TREES
-from tests.seed_transcript import RULE
-from tests.test_agent import HOST_NODE, wait_until
-from tests.test_agent_seed import seed_host, set_cluster_version
+from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import TREES
+from tests.support.seed import HOST_NODE, seed_host, set_cluster_version, wait_until
+from tests.support.seed_transcript import RULE
 
 SLOW = "/slow\n  /app : tooslow\n    version = '1.0.0'\n    /deploy\n      /host42\n"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox_host import SandboxHost
+from tests.support.sandbox_host import SandboxHost
 
 GOOD = """
 /cust

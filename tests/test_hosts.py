@@ -14,8 +14,8 @@ from loguru import logger
 
 from reconciler.cli import main
 from reconciler.zk.storage import encode
-from tests.agent_process import AgentProcess
-from tests.sandbox_host import TREES, SandboxHost
+from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import TREES, SandboxHost
 from tests.test_sync import Repo, register
 
 FAILURE = "Command failed: /opt/cranky/bin/zookeeper-deploy /cust/cranky 0"

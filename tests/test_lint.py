@@ -11,7 +11,7 @@ from reconciler import lint
 from reconciler.cli import main
 from reconciler.treefmt import parse
 from reconciler.zk.storage import encode
-from tests.sandbox_host import TREES
+from tests.support.sandbox_host import TREES
 
 EVERY_KIND = [
     "/apps/b: Inconsistent versions for z4m. '2.0.0' != '1.0.0'",

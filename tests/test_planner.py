@@ -8,14 +8,12 @@ from reconciler.actual import ActualState, InstalledDeployment
 from reconciler.drivers.command import Runner
 from reconciler.drivers.dnf import QUERY_FORMAT, Dnf
 from reconciler.drivers.packages import Yum
-from reconciler.model import Deployment, DesiredState
+from reconciler.model import Controller, Deployment, DesiredState
 from reconciler.planner import plan
 from reconciler.steps import (
-    AfterHook,
     ControllerCommand,
     Deploy,
     InstallPackage,
-    RecordSuccess,
     RemoveEmptyConfigDirs,
     RemoveSoftware,
     Undeploy,
@@ -46,7 +44,7 @@ SEED_HOST = ActualState(
 
 
 def test_seed_version_2() -> None:
-    steps = plan(SEED_V2, SEED_HOST, 2, after=("echo", "after"))
+    steps = plan(SEED_V2, SEED_HOST)
     assert steps == [
         Undeploy(app="z4mmonitor", rpm="z4mmonitor", path="/cust/someapp/monitor", n=0),
         InstallPackage(rpm="z4m", version="1.0.0", present=True),
@@ -54,8 +52,6 @@ def test_seed_version_2() -> None:
         Deploy(app="z4m", rpm="z4m", subtype=None, path="/cust2/someapp/cms", n=0),
         RemoveSoftware("z4mmonitor"),
         RemoveEmptyConfigDirs(("z4mmonitor",)),
-        RecordSuccess(2),
-        AfterHook(("echo", "after")),
     ]
     assert [s.describe(YUM) for s in steps][:5] == [
         "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
@@ -67,10 +63,9 @@ def test_seed_version_2() -> None:
 
 
 def test_empty_host_installs_without_asking() -> None:
-    steps = plan(SEED_V2, ActualState(), 1)
+    steps = plan(SEED_V2, ActualState())
     assert steps[0] == InstallPackage(rpm="z4m", version="1.0.0", present=False)
     assert steps[0].describe(YUM) == "yum -y install z4m-1.0.0"
-    assert steps[-1] == RecordSuccess(1)
 
 
 def test_undeploys_sorted_by_app_rpm_path_n() -> None:
@@ -83,7 +78,7 @@ def test_undeploys_sorted_by_app_rpm_path_n() -> None:
             InstalledDeployment(app="a", rpm="a", path="/z", n=0),
         ),
     )
-    steps = plan(DesiredState(deployments=(), packages={}), actual, 3)
+    steps = plan(DesiredState(deployments=(), packages={}), actual)
     assert steps[:3] == [
         Undeploy(app="a", rpm="a", path="/z", n=0),
         Undeploy(app="b", rpm="b", path="/x", n=0),
@@ -101,7 +96,7 @@ def test_a_deployment_moving_to_another_versioned_package_is_not_undeployed() ->
         applications=frozenset({"z4m-4.0.0"}),
         deployments=(InstalledDeployment(app="z4m", rpm="z4m-4.0.0", path="/a", n=0),),
     )
-    steps = plan(desired, actual, 7)
+    steps = plan(desired, actual)
     assert steps[:3] == [
         InstallPackage(rpm="z4m-5.0.0", version=None, present=False),
         Deploy(app="z4m", rpm="z4m-5.0.0", subtype=None, path="/a", n=0),
@@ -113,13 +108,16 @@ def test_checkouts_are_removed_from_disk() -> None:
     actual = ActualState(
         opt=frozenset({"app"}), applications=frozenset({"app"}), checkouts=frozenset({"app"})
     )
-    steps = plan(DesiredState(deployments=(), packages={}), actual, 1)
+    steps = plan(DesiredState(deployments=(), packages={}), actual)
     assert steps[0] == RemoveSoftware("app", checkout=True)
     assert steps[0].describe(YUM) == "remove checkout /opt/app"
 
 
 def test_role_controller_frames_installs_and_deploys_without_service_locks() -> None:
-    steps = plan(SEED_V2, SEED_HOST, 2, role="my.role", controller="my-rc")
+    steps = plan(
+        SEED_V2.model_copy(update={"role": "my.role", "controller": Controller("my-rc", "1")}),
+        SEED_HOST,
+    )
     kinds = [type(s).__name__ for s in steps]
     assert kinds.index("ControllerCommand") == 1
     assert steps[1] == ControllerCommand("my-rc", "starting-deployments", "my.role")
@@ -141,11 +139,11 @@ def test_plan_lines_follow_the_package_manager() -> None:
         " --repofrompath=local,file:///srv/repo --enablerepo=local"
         " --setopt=local.gpgcheck=0 --releasever=9"
     )
-    steps = plan(SEED_V2, SEED_HOST, 2)
+    steps = plan(SEED_V2, SEED_HOST)
     assert steps[1].describe(dnf) == (
         f"rpm --root /srv/root -q --qf {QUERY_FORMAT} z4m"
         f"  # then {prefix} --refresh -y install z4m-1.0.0 if not installed"
     )
     assert steps[4].describe(dnf) == f"{prefix} -y remove-n z4mmonitor"
-    versioned = plan(DesiredState(deployments=(), packages={"z4m-4.0.0": None}), ActualState(), 1)
+    versioned = plan(DesiredState(deployments=(), packages={"z4m-4.0.0": None}), ActualState())
     assert versioned[0].describe(dnf) == f"{prefix} --refresh -y install-n z4m-4.0.0"

@@ -11,8 +11,8 @@ import pytest
 from kazoo.client import KazooClient
 
 from reconciler.errors import ReconcilerError
-from reconciler.rolelock import RoleLock
 from reconciler.zk.reader import read_properties
+from reconciler.zk.rolelock import RoleLock
 from reconciler.zk.storage import connect
 
 LOCK = "/role-locks/my.role"

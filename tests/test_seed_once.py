@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox_host import SandboxHost
-from tests.seed_transcript import TRANSCRIPT
+from tests.support.sandbox_host import SandboxHost
+from tests.support.seed_transcript import TRANSCRIPT
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from kazoo.client import KazooClient
 
 from reconciler.cli import main
 from reconciler.zk.reader import read_properties
-from tests.sandbox_host import TREES
+from tests.support.sandbox_host import TREES
 
 
 def test_import_export_round_trip(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 SANDBOX_BIN = PROJECT / "sandbox" / "bin"
 TREES = PROJECT / "fixtures" / "trees"
 

@@ -27,9 +27,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from reconciler.errors import ReconcilerError
+from reconciler.zk.paths import ROLE_LOCKS
 from reconciler.zk.storage import decode, encode
 
-ROLE_LOCKS = "/role-locks"
 PREFIX = "lr-"
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.sandbox_host import SandboxHost
+from tests.support.sandbox_host import SandboxHost
 
 
 class AgentProcess:

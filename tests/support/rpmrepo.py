@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.support.sandbox_host import PROJECT
+
 DEPLOY_SCRIPT = PROJECT / "sandbox" / "lib" / "zookeeper-deploy"
 
 TOOLS = ("rpmbuild", "createrepo_c", "dnf", "rpm")

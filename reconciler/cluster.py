@@ -1,0 +1,77 @@
+"""The one contract a run needs from "the cluster" (agent.md, roles.md).
+
+Two implementations: `reconciler.zk.cluster.ZooKeeperCluster` (the daemon,
+and `--once` without a tree file) and `reconciler.treefile.TreeFileCluster`
+(`--once` with the `tree` key). A run (`reconciler.run`) sees only this
+protocol; stopping is a `threading.Event` given to the run, not part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+from reconciler.tree import Node
+
+
+class Abandoned(Exception):
+    """The cluster version became None (another host halted the cluster)
+    while this host was deploying or waiting for a lock."""
+
+
+class Stopped(Exception):
+    """The agent is shutting down: stop between steps, halting nothing."""
+
+
+class Cluster(Protocol):
+    """The desired state of the whole cluster, and where one host's results go.
+
+    - `version()` is the cluster version: None is halted, False paused.
+    - `halt()` sets it to None: every other agent abandons its run.
+    - `record()` and `set_error()` write this host's node (`version`, `error`).
+    - `lock(name)` is the cluster-wide lock `/agent-locks/<name>`, one holder
+      at a time. A body that fails halts the cluster *before* the lock is
+      released, so the next host in line sees the halt before it can restart
+      the same service. Waiting for it raises `Stopped` when the agent stops
+      and `Abandoned` when another host halts the cluster.
+    - `role_lock(role)` is the persistent `/role-locks/<role>`: released when
+      the body ends normally, *kept* when it fails, so that the role's other
+      hosts wait until this host has run successfully again. Waiting for it
+      gives up like `lock`.
+    """
+
+    def tree(self) -> Node:
+        """The whole tree, read now."""
+
+    def version(self) -> Any:
+        """The cluster version now (`/hosts` `version`)."""
+
+    def halt(self) -> None:
+        """Set the cluster version to None: every other agent stops."""
+
+    def record(self, version: Any) -> None:
+        """This host converged to `version` (host node `version`)."""
+
+    def set_error(self, message: str | None) -> None:
+        """Set (or, with None, clear) this host's `error`."""
+
+    def lock(self, name: str) -> AbstractContextManager[object]:
+        """The cluster-wide lock `/agent-locks/<name>`; a failing body halts
+        the cluster before the lock is released."""
+
+    def role_lock(self, role: str) -> AbstractContextManager[object]:
+        """The persistent role lock `/role-locks/<role>`: released when the
+        body ends normally, kept when it ends with an exception."""
+
+
+@contextmanager
+def halting(cluster: Cluster, lock: AbstractContextManager[object]) -> Iterator[object]:
+    """Hold `lock` for the body of `cluster.lock()`: a body that fails halts
+    the cluster while the lock is still held."""
+    with lock as held:
+        try:
+            yield held
+        except Exception:
+            cluster.halt()
+            raise
