@@ -25,8 +25,9 @@ from reconciler.model import HostIdentity
 from reconciler.rolelock import RoleLock
 from reconciler.run import Deployer, Outcome
 from reconciler.tree import Node
+from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
 from reconciler.zk.reader import read_properties, read_tree, update_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect, decode, encode
+from reconciler.zk.storage import decode, encode
 
 HOSTS = "/hosts"
 LOCK_POLL = 0.2
@@ -120,7 +121,7 @@ class Agent:
         self.verbose = verbose
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         try:
-            self.client = connect(config.zookeeper, timeout=config.zookeeper_session_timeout)
+            self.client = connect(settings(config))
         except ZooKeeperUnavailable as e:
             raise ConfigError(str(e)) from None
         self.source = ZooKeeperSource(self.client, self.host)

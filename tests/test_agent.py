@@ -12,9 +12,10 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from reconciler.zk.connect import connect
 from reconciler.zk.reader import read_properties
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect, encode
+from reconciler.zk.storage import encode
 from tests.agent_process import AgentProcess
 from tests.sandbox_host import SandboxHost
 from tests.seed_transcript import RULE

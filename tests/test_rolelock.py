@@ -12,8 +12,8 @@ from kazoo.client import KazooClient
 
 from reconciler.errors import ReconcilerError
 from reconciler.rolelock import RoleLock
+from reconciler.zk.connect import connect
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import connect
 
 LOCK = "/role-locks/my.role"
 

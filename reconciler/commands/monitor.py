@@ -19,8 +19,8 @@ from reconciler import config as configuration
 from reconciler.errors import ConfigError
 from reconciler.sync import HOSTS, version_key
 from reconciler.tree import join_path
+from reconciler.zk.connect import ZooKeeperUnavailable, connect
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect
 
 OK, WARNING, CRITICAL = 0, 1, 2
 DEFAULT_WARN, DEFAULT_ERROR = 200, 600

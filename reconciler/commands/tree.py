@@ -11,8 +11,8 @@ from typing import Any
 from reconciler import treefmt
 from reconciler.config import DEFAULT_ZOOKEEPER
 from reconciler.errors import ConfigError
+from reconciler.zk.connect import ZooKeeperUnavailable, connect
 from reconciler.zk.importer import export_tree, import_tree
-from reconciler.zk.storage import ZooKeeperUnavailable, connect
 
 
 def add_zookeeper_option(parser: argparse.ArgumentParser) -> None:
