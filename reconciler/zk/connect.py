@@ -13,15 +13,14 @@ import select
 import socket
 import ssl
 import stat
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import AuthFailedError
 from kazoo.handlers.threading import SequentialThreadingHandler
-from kazoo.protocol.states import KeeperState
 from kazoo.security import Id, make_digest_acl_credential
 from loguru import logger
 
@@ -119,9 +118,7 @@ class Settings:
                 "password": credentials.password,
             }
         elif credentials is not None:
-            arguments["auth_data"] = [
-                ("digest", f"{credentials.username}:{credentials.password}")
-            ]
+            arguments["auth_data"] = [("digest", f"{credentials.username}:{credentials.password}")]
         elif self.gssapi_principal is not None:
             arguments["sasl_options"] = {
                 "mechanism": "GSSAPI",
@@ -230,13 +227,17 @@ def connect(target: Settings | str, timeout: float | None = None) -> KazooClient
         handler=SelectHandler(),
         **target.client_arguments(),
     )
-    started = client.start_async()
-    deadline = time.monotonic() + target.timeout
-    while not started.wait(0.05) and time.monotonic() < deadline:
-        if client.client_state == KeeperState.AUTH_FAILED:
-            break
-    if not client.connected:
-        auth_failed = client.client_state == KeeperState.AUTH_FAILED
+    auth_failed = False
+    if client.start_async().wait(target.timeout):
+        # kazoo sends the credentials right after the session starts, and
+        # only then a request: its answer tells whether they were taken.
+        try:
+            client.exists_async("/").get(timeout=target.timeout)
+        except AuthFailedError:
+            auth_failed = True
+        except Exception:
+            pass  # lost again already: `connected` says so
+    if auth_failed or not client.connected:
         client.stop()
         client.close()
         raise ZooKeeperUnavailable(_why(target, auth_failed))
@@ -275,7 +276,20 @@ def _why(target: Settings, auth_failed: bool) -> str:
         problem = _tls_problem(target)
         if problem is not None:
             return problem
-    return f"Could not connect to ZooKeeper at {where} within {target.timeout:g} s"
+    message = f"Could not connect to ZooKeeper at {where} within {target.timeout:g} s"
+    if target.tls is None and _answers(target.connection):
+        message += " (a server listens: if it takes TLS only, set zookeeper-tls = true)"
+    return message
+
+
+def _answers(connection: str) -> bool:
+    for address in _servers(connection):
+        try:
+            socket.create_connection(address, timeout=1).close()
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _servers(connection: str) -> list[tuple[str, int]]:
