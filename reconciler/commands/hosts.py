@@ -29,7 +29,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    client = client_for(args.zookeeper)
+    client = client_for(args)
     try:
         fleet = read_fleet(client)
     finally:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import NoAuthError, NoNodeError
 
 from reconciler import config as configuration
 from reconciler.errors import ConfigError
 from reconciler.sync import HOSTS, version_key
 from reconciler.tree import join_path
-from reconciler.zk.connect import ZooKeeperUnavailable, connect
+from reconciler.zk.connect import ZooKeeperUnavailable, connect, denied, settings
 from reconciler.zk.reader import read_properties
 
 OK, WARNING, CRITICAL = 0, 1, 2
@@ -54,7 +54,8 @@ def register(commands: Any) -> None:
         "-z",
         "--zookeeper",
         metavar="CONNECTION",
-        help="ZooKeeper connection string (default: the configuration's `zookeeper`)",
+        help="ZooKeeper connection string (default: the configuration's `zookeeper`; "
+        "credentials and TLS always come from CONFIG)",
     )
     monitor.set_defaults(handler=run)
 
@@ -131,8 +132,9 @@ def monitor(
         return CRITICAL, f"Invalid status file {status_file}: {line.strip()!r}"
 
     try:
-        client = connect(connection or config.zookeeper)
-    except ZooKeeperUnavailable as e:
+        zk = settings(config, connection)
+        client = connect(zk)
+    except (ZooKeeperUnavailable, ConfigError) as e:
         return CRITICAL, str(e)
     try:
         try:
@@ -143,6 +145,8 @@ def monitor(
             cluster = read_properties(client, HOSTS).get("version")
         except NoNodeError:
             cluster = None
+    except NoAuthError as e:
+        return CRITICAL, denied(e, zk.connection)
     finally:
         client.stop()
         client.close()

@@ -26,6 +26,7 @@ from loguru import logger
 
 from reconciler.config import ZooKeeperOptions
 from reconciler.errors import ConfigError
+from reconciler.zk.acl import creator_acl
 
 
 class ZooKeeperUnavailable(Exception):
@@ -213,7 +214,8 @@ def connect(target: Settings | str, timeout: float | None = None) -> KazooClient
     Raises ZooKeeperUnavailable, with one line saying why, when no session
     is established within the time-out (rejected credentials fail at once);
     the caller owns the client (`stop()` then `close()`). Connection losses
-    later on are logged; kazoo reconnects by itself.
+    later on are logged; kazoo reconnects by itself. With credentials, the
+    nodes the client creates get `acl.creator_acl`.
     """
     if isinstance(target, str):
         target = Settings(target, DEFAULT_TIMEOUT if timeout is None else timeout)
@@ -241,6 +243,10 @@ def connect(target: Settings | str, timeout: float | None = None) -> KazooClient
         client.stop()
         client.close()
         raise ZooKeeperUnavailable(_why(target, auth_failed))
+    identity = target.identity()
+    if identity is not None:
+        # kazoo's recipes (Lock) create nodes with the client's default ACL.
+        client.default_acl = creator_acl(client, identity)
     client.add_listener(_ConnectionReporter(target.connection))
     return client
 
@@ -343,3 +349,13 @@ def _tls_problem(target: Settings) -> str | None:
             continue
         return None
     return None
+
+
+def denied(error: BaseException, server: str) -> str:
+    """One line for a NoAuth answer (kazoo's NoAuthError) from `server`."""
+    notes = getattr(error, "__notes__", [])
+    where = f", {notes[0]}" if notes else ""
+    return (
+        f"ZooKeeper at {server} denied access (NoAuth{where}): this identity may not do "
+        "that; check zookeeper-auth-file and the ACL policy (reconcile tree acl --check)"
+    )
