@@ -36,8 +36,9 @@ class ZooKeeperOptions(BaseModel):
     zookeeper_tls_cert: Path | None = None
     zookeeper_tls_key: Path | None = None
     zookeeper_tls_verify_hostname: bool = True
-    # The ACL policy (reconciler.zk.acl): the agents' ids, `scheme:id`.
+    # The ACL policy (reconciler.zk.acl): ids, `scheme:id`.
     zookeeper_acl_agents: tuple[str, ...] = ()
+    zookeeper_acl_operators: tuple[str, ...] = ()
 
 
 class Config(ZooKeeperOptions):
@@ -70,6 +71,7 @@ ZOOKEEPER_KEYS = {
     "zookeeper-tls-key",
     "zookeeper-tls-verify-hostname",
     "zookeeper-acl-agents",
+    "zookeeper-acl-operators",
 }
 KEYS = {
     "host-id",
@@ -149,8 +151,8 @@ def _zookeeper_values(section: configparser.SectionProxy, base: Path) -> dict[st
         if key.startswith(("zookeeper-auth", "zookeeper-tls-c", "zookeeper-tls-k")):
             if value:  # empty: unset (`base / ""` would be a directory)
                 values[key.replace("-", "_")] = base / value
-        elif key == "zookeeper-acl-agents":
-            values["zookeeper_acl_agents"] = tuple(value.split())
+        elif key.startswith("zookeeper-acl-"):
+            values[key.replace("-", "_")] = tuple(value.split())
         elif value or key in ("zookeeper-tls", "zookeeper-tls-verify-hostname"):
             values[key.replace("-", "_")] = value
     return values

@@ -59,7 +59,11 @@ def client_for(args: argparse.Namespace) -> Any:
 
 def policy_of(args: argparse.Namespace) -> AclPolicy | None:
     options = zookeeper_options(args)
-    return policy_for(settings(options).identity(), options.zookeeper_acl_agents)
+    return policy_for(
+        settings(options).identity(),
+        options.zookeeper_acl_agents,
+        options.zookeeper_acl_operators,
+    )
 
 
 def register(commands: Any) -> None:

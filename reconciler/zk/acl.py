@@ -3,23 +3,25 @@
 ZooKeeper checks an ACL per node (never inherited), when the node is read
 or changed: READ (data, children), WRITE (data), CREATE and DELETE (of
 children), ADMIN (the ACL). A policy exists as soon as the command writing
-the tree (`sync`, `tree import`) has credentials; its *writer* (that
-identity) gets every permission on every node. `zookeeper-acl-agents` adds
-the agents' identities with just what the agent needs:
+the tree (`sync`, `tree import`) has credentials: its *writer* (that
+identity) and the ids in `zookeeper-acl-operators` get every permission on
+every node; `zookeeper-acl-agents` adds the agents' identities with just
+what the agent needs:
 
 | nodes                                    | agents                    |
 |------------------------------------------|---------------------------|
 | the deployment tree (everything else, /) | READ                      |
 | `/hosts`                                 | READ, CREATE, WRITE       |
-| `/agent-locks`, `/role-locks`, and       | READ, CREATE, DELETE      |
-| `/role-locks/<role>`                     |                           |
-| `/hosts-lock` (the sync's own lock)      | nothing                   |
+| `/agent-locks`                           | READ, CREATE              |
+| `/role-locks/<role>`                     | READ, CREATE, DELETE      |
 
-Nobody else gets anything. The nodes agents create (their host node, lock
-nodes and requests) get the *creator ACL* (`creator_acl`): every id holding
-ADMIN on `/hosts` (the writers) gets everything, the other ids named there
-(agents) READ, and the creating agent READ, WRITE, CREATE and DELETE. Those
-nodes are the agents' own and are not checked against the policy.
+Nobody else gets anything. The ids are kept in `/acl-policy` (agents may
+read it) because the nodes the agents create (their host node, lock nodes
+and requests) need them: those get the *creator ACL* (`creator_acl`):
+operators everything, agents READ, the creating agent READ, WRITE, CREATE
+and DELETE. They are the agents' own and are not checked against the
+policy. ZooKeeper shows digest ids to agents without their hash, so the
+ACLs themselves can't tell an agent who the operators are.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from reconciler.errors import ConfigError
 from reconciler.tree import split_path
 from reconciler.zk.importer import Write, apply_writes
 from reconciler.zk.reader import DEFAULT_WINDOW, normalize, read_tree
+from reconciler.zk.storage import decode, encode
 
 HOSTS = "/hosts"
-LOCK_AREAS = ("agent-locks", "role-locks")
+POLICY_NODE = "/acl-policy"
 # Made by the policy when missing, so that agents never need CREATE on `/`.
 AGENT_NODES = (HOSTS, "/agent-locks", "/role-locks")
-SYNC_LOCK = "hosts-lock"
 SCHEMES = ("digest", "sasl", "x509", "ip", "world", "super")
 
 R: int = Permissions.READ
@@ -61,30 +63,37 @@ def parse_id(text: str) -> Id:
     return Id(scheme, ident)
 
 
+def text(ident: Id) -> str:
+    return f"{ident.scheme}:{ident.id}"
+
+
 @dataclass(frozen=True)
 class AclPolicy:
     writer: Id
     agents: tuple[Id, ...] = ()
+    operators: tuple[Id, ...] = ()
 
     def agent_permissions(self, path: str) -> int:
         names = split_path(path)
-        if not names:
-            return R
-        if names[0] == SYNC_LOCK:
-            return 0
         if path == HOSTS:
             return R | C | W
-        if names[0] in LOCK_AREAS:
-            return R | C | D
+        if path == "/agent-locks":
+            return R | C  # kazoo's Lock makes `/agent-locks/<name>` itself
+        if names[:1] == ["role-locks"] and len(names) == 2:
+            return R | C | D  # requests come and go; the role's node stays
         return R
 
     def acl(self, path: str) -> list[ACL]:
         """The ACL the policy gives the node at `path`."""
-        acl = [ACL(ALL, self.writer)]
-        permissions = self.agent_permissions(path)
-        if permissions:
-            acl += [ACL(permissions, agent) for agent in self.agents if agent != self.writer]
-        return acl
+        full = dict.fromkeys((self.writer, *self.operators), ALL)
+        rights = self.agent_permissions(path)
+        agents = {agent: rights for agent in self.agents if agent not in full}
+        return [ACL(perms, ident) for ident, perms in {**full, **agents}.items()]
+
+    def stored(self) -> bytes:
+        """`/acl-policy`'s data."""
+        operators = [text(i) for i in dict.fromkeys((self.writer, *self.operators))]
+        return encode({"operators": operators, "agents": [text(i) for i in self.agents]})
 
 
 def _owned_by_agents(path: str, ephemeral: bool) -> bool:
@@ -92,7 +101,7 @@ def _owned_by_agents(path: str, ephemeral: bool) -> bool:
     names = split_path(path)
     if ephemeral or not names:
         return ephemeral
-    if names[0] in ("hosts", SYNC_LOCK):
+    if names[0] in ("hosts", "hosts-lock"):
         return len(names) > 1
     depth = {"agent-locks": 1, "role-locks": 2}.get(names[0])
     return depth is not None and len(names) > depth
@@ -130,39 +139,54 @@ def differences(client: KazooClient, policy: AclPolicy, path: str = "/") -> list
 
 
 def apply(client: KazooClient, policy: AclPolicy, path: str = "/") -> list[str]:
-    """Give the nodes under `path` the policy's ACL (creating the nodes
-    agents need when `path` is `/`); the paths changed."""
+    """Give the nodes under `path` the policy's ACL (at `/`, also write
+    `/acl-policy` and create the nodes agents need); the paths changed.
+    The client's own new nodes get the creator ACL from then on."""
     if normalize(path) == "/":
         for node in AGENT_NODES:
             try:
                 client.create(node, b"", acl=policy.acl(node))
             except NodeExistsError:
                 pass
+        try:
+            client.create(POLICY_NODE, policy.stored(), acl=policy.acl(POLICY_NODE))
+        except NodeExistsError:
+            if client.get(POLICY_NODE)[0] != policy.stored():
+                client.set(POLICY_NODE, policy.stored())
     changed = differences(client, policy, path)
     apply_writes(client, [Write("acl", p, acl=tuple(policy.acl(p))) for p in changed])
+    client.default_acl = creator_acl(client, policy.writer)
     return changed
 
 
-def creator_acl(client: KazooClient, me: Id) -> list[ACL]:
-    """The ACL for nodes a client with identity `me` creates (see above)."""
+def creator_acl(client: KazooClient, me: Id) -> list[ACL] | None:
+    """The ACL for nodes a client with identity `me` creates (see above);
+    None (ZooKeeper's open ACL, as without credentials) while no policy
+    was written, so that operators keep seeing hosts registered meanwhile."""
     try:
-        hosts_acl, _stat = client.get_acls(HOSTS)
+        stored = decode(client.get(POLICY_NODE)[0])
     except (NoNodeError, NoAuthError):
-        hosts_acl = []
-    acl = {me: R | W | C | D}
-    for entry in hosts_acl:
-        full = entry.perms & Permissions.ADMIN
-        acl[entry.id] = ALL if full else acl.get(entry.id, 0) | R
-    if not hosts_acl:
-        acl[me] = ALL
+        return None
+    try:
+        operators = [parse_id(i) for i in stored.get("operators", [])]
+        agents = [parse_id(i) for i in stored.get("agents", [])]
+    except (ConfigError, TypeError):
+        return None  # not ours to read: as without a policy
+    acl = dict.fromkeys(agents, R) | {me: R | W | C | D} | dict.fromkeys(operators, ALL)
     return [ACL(perms, ident) for ident, perms in acl.items()]
 
 
-def policy_for(writer: Id | None, agents: tuple[str, ...]) -> AclPolicy | None:
+def policy_for(
+    writer: Id | None, agents: tuple[str, ...], operators: tuple[str, ...] = ()
+) -> AclPolicy | None:
     """The policy of a writer with identity `writer` (None: no credentials,
     no policy: nodes stay open, as ZooKeeper makes them)."""
     if writer is None:
-        if agents:
-            raise ConfigError("zookeeper-acl-agents needs credentials (zookeeper-auth-file)")
+        if agents or operators:
+            raise ConfigError("zookeeper-acl-* needs credentials (zookeeper-auth-file)")
         return None
-    return AclPolicy(writer, tuple(parse_id(agent) for agent in agents))
+    return AclPolicy(
+        writer,
+        tuple(parse_id(agent) for agent in agents),
+        tuple(parse_id(operator) for operator in operators),
+    )
