@@ -172,15 +172,33 @@ def test_a_tree_imported_before_gets_the_policy_on_the_next_sync(
     tree.write_text(CLUSTER_V1)
     # Before credentials: open nodes.
     assert main(["tree", "import", str(tree), "-z", cluster.connection]) == 0
+    with closing(cluster.client()) as agent_before:
+        # An agent's lock node and a role lock request, made open.
+        agent_before.create("/agent-locks/svc", makepath=True)
+        agent_before.create("/role-locks/web/lr-0000000000", encode({"requestor": "h1"}))
     code, lines = acl_check(cluster, capsys)
     assert code == 1
     assert "ACL differs from the policy: /cust/someapp/cms" in lines
+    assert "ACL differs from the policy: /agent-locks/svc" in lines
+    assert "ACL differs from the policy: /role-locks/web/lr-0000000000" in lines
     repo = Repo(cluster.directory / "repo")
     repo.commit(cluster_zk=CLUSTER_V1)
     assert main(["sync", str(repo.path), "--config", str(cluster.operator_config)]) == 0
     assert acl_check(cluster, capsys) == (0, [])
-    with closing(cluster.client()) as client, pytest.raises(NoAuthError):
-        client.get("/cust")
+    with closing(cluster.client()) as client:
+        for action in (
+            lambda: client.get("/cust"),
+            lambda: client.create("/agent-locks/svc/x"),
+            lambda: client.delete("/role-locks/web/lr-0000000000"),
+        ):
+            with pytest.raises(NoAuthError):
+                action()
+    # The agents keep using them.
+    with closing(cluster.agent()) as agent:
+        lock = agent.Lock("/agent-locks/svc", "h1")
+        assert lock.acquire(timeout=5)
+        lock.release()
+        agent.delete("/role-locks/web/lr-0000000000")
 
 
 def test_tree_import_with_credentials_and_acl_repair(

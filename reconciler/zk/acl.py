@@ -19,9 +19,10 @@ Nobody else gets anything. The ids are kept in `/acl-policy` (agents may
 read it) because the nodes the agents create (their host node, lock nodes
 and requests) need them: those get the *creator ACL* (`creator_acl`):
 operators everything, agents READ, the creating agent READ, WRITE, CREATE
-and DELETE. They are the agents' own and are not checked against the
-policy. ZooKeeper shows digest ids to agents without their hash, so the
-ACLs themselves can't tell an agent who the operators are.
+and DELETE. ZooKeeper shows digest ids to agents without their hash, so
+the ACLs themselves can't tell an agent who the operators are. Those nodes
+are the agents' own: only checked for other ids (a persistent one made
+before the policy, open, then gets operators and agents only).
 """
 
 from __future__ import annotations
@@ -96,34 +97,47 @@ class AclPolicy:
         return encode({"operators": operators, "agents": [text(i) for i in self.agents]})
 
 
-def _owned_by_agents(path: str, ephemeral: bool) -> bool:
-    """Nodes the agents create: theirs, outside the policy."""
+def _owned_by_agents(path: str) -> bool:
+    """Persistent nodes the agents create (lock nodes, role lock requests,
+    legacy host nodes): theirs, so only checked for strangers' access."""
     names = split_path(path)
-    if ephemeral or not names:
-        return ephemeral
+    if not names:
+        return False
     if names[0] in ("hosts", "hosts-lock"):
         return len(names) > 1
     depth = {"agent-locks": 1, "role-locks": 2}.get(names[0])
     return depth is not None and len(names) > depth
 
 
-def _same(a: list[Any], b: list[Any]) -> bool:
-    return {(x.perms, x.id.scheme, x.id.id) for x in a} == {
-        (x.perms, x.id.scheme, x.id.id) for x in b
-    }
+def _ids(acl: list[Any]) -> set[tuple[str, str]]:
+    return {(entry.id.scheme, entry.id.id) for entry in acl}
 
 
-def differences(client: KazooClient, policy: AclPolicy, path: str = "/") -> list[str]:
-    """The paths under `path` whose ACL is not the policy's, in path order."""
+def _entries(acl: list[Any]) -> set[tuple[int, str, str]]:
+    return {(entry.perms, entry.id.scheme, entry.id.id) for entry in acl}
+
+
+def _wanted(policy: AclPolicy, path: str, acl: list[Any]) -> list[ACL] | None:
+    """The ACL the node at `path` should get instead of `acl`; None if fine."""
+    if _owned_by_agents(path):
+        known = _ids([ACL(0, i) for i in (policy.writer, *policy.operators, *policy.agents)])
+        if _ids(acl) <= known:
+            return None
+        # Made before the policy (open): as agents now make them.
+        return [ACL(ALL, i) for i in (policy.writer, *policy.operators)] + [
+            ACL(R | W | C | D, agent) for agent in policy.agents
+        ]
+    wanted = policy.acl(path)
+    return None if _entries(acl) == _entries(wanted) else wanted
+
+
+def _audit(client: KazooClient, policy: AclPolicy, path: str) -> list[tuple[str, list[ACL]]]:
+    """The nodes under `path` whose ACL breaks the policy, with the ACL they
+    should have, in path order. Ephemeral nodes (live sessions) are left."""
     path = normalize(path)
-    paths = [
-        p
-        for p, node in read_tree(client, path).walk(path)
-        if not _owned_by_agents(p, node.ephemeral)
-    ]
-    differing = []
+    todo = deque(p for p, node in read_tree(client, path).walk(path) if not node.ephemeral)
+    wrong = []
     in_flight: deque[tuple[str, Any]] = deque()
-    todo = deque(paths)
     while todo or in_flight:
         while todo and len(in_flight) < DEFAULT_WINDOW:
             p = todo.popleft()
@@ -133,9 +147,15 @@ def differences(client: KazooClient, policy: AclPolicy, path: str = "/") -> list
             acl, _stat = result.get()
         except NoNodeError:
             continue  # deleted meanwhile
-        if not _same(acl, policy.acl(p)):
-            differing.append(p)
-    return differing
+        wanted = _wanted(policy, p, acl)
+        if wanted is not None:
+            wrong.append((p, wanted))
+    return wrong
+
+
+def differences(client: KazooClient, policy: AclPolicy, path: str = "/") -> list[str]:
+    """The paths under `path` whose ACL breaks the policy, in path order."""
+    return [p for p, _acl in _audit(client, policy, path)]
 
 
 def apply(client: KazooClient, policy: AclPolicy, path: str = "/") -> list[str]:
@@ -153,10 +173,10 @@ def apply(client: KazooClient, policy: AclPolicy, path: str = "/") -> list[str]:
         except NodeExistsError:
             if client.get(POLICY_NODE)[0] != policy.stored():
                 client.set(POLICY_NODE, policy.stored())
-    changed = differences(client, policy, path)
-    apply_writes(client, [Write("acl", p, acl=tuple(policy.acl(p))) for p in changed])
+    wrong = _audit(client, policy, path)
+    apply_writes(client, [Write("acl", p, acl=tuple(acl)) for p, acl in wrong])
     client.default_acl = creator_acl(client, policy.writer)
-    return changed
+    return [p for p, _acl in wrong]
 
 
 def creator_acl(client: KazooClient, me: Id) -> list[ACL] | None:
