@@ -104,6 +104,20 @@ def test_sync_writes_the_policy(synced: Cluster, capsys: pytest.CaptureFixture[s
     assert acl_check(synced, capsys) == (0, [])
 
 
+def test_config_from_the_environment_and_z_precedence(
+    synced: Cluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RECONCILER_CONFIG", str(synced.operator_config))
+    assert main(["hosts", "--json"]) == 0
+    # `-z` replaces the address only: the credentials still come from the file.
+    assert main(["hosts", "--json", "-z", synced.connection]) == 0
+    capsys.readouterr()
+    # `--config` wins over the environment.
+    other = write_config(synced.directory / "nobody.cfg", zookeeper=synced.connection)
+    assert main(["hosts", "--config", str(other)]) == 2
+    assert "denied access (NoAuth)" in capsys.readouterr().err
+
+
 def stranger_actions(client: KazooClient) -> dict[str, Callable[[], Any]]:
     return {
         "read the tree": lambda: client.get("/cust/someapp/cms"),
