@@ -121,7 +121,7 @@ class Agent:
         self.verbose = verbose
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         try:
-            self.client = connect(settings(config))
+            self.client = connect(settings(config), readable=HOSTS)
         except ZooKeeperUnavailable as e:
             raise ConfigError(str(e)) from None
         self.source = ZooKeeperSource(self.client, self.host)

@@ -282,6 +282,72 @@ def test_errors_name_the_server_and_the_fix(
     )
 
 
+def test_an_agent_with_a_strangers_identity_stops_with_one_line(
+    synced: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = write_auth_file(tmp_path, "wrong", "agent:wrong-pw")
+    config = write_config(
+        tmp_path / "agent.cfg",
+        host_id="h1",
+        run_directory="run",
+        zookeeper=synced.connection,
+        zookeeper_auth_file=auth,
+    )
+    assert main([str(config), "--once"]) == 2
+    assert capsys.readouterr().err == (
+        f"ZooKeeper at {synced.connection} denied access (NoAuth): this identity may not do "
+        "that; check zookeeper-auth-file and the ACL policy (reconcile tree acl --check)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "error"),
+    [
+        (
+            {"zookeeper_sasl_mechanism": "DIGEST-MD5"},
+            "zookeeper-sasl-mechanism DIGEST-MD5 needs a zookeeper-auth-file",
+        ),
+        (
+            {"zookeeper_sasl_mechanism": "GSSAPI"},
+            "zookeeper-sasl-mechanism GSSAPI needs zookeeper-sasl-principal",
+        ),
+        (
+            {"zookeeper_acl_agents": "agent"},
+            "zookeeper-acl-agents: 'agent' is not scheme:id (scheme one of digest, sasl, x509, "
+            "ip, world, super)",
+        ),
+    ],
+)
+def test_incomplete_security_settings_are_refused(
+    cluster: Cluster,
+    keys: dict[str, str],
+    error: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    auth = {"zookeeper_auth_file": cluster.agent_auth} if "acl" in str(keys) else {}
+    config = write_config(tmp_path / "bad.cfg", zookeeper=cluster.connection, **auth, **keys)
+    assert main(["tree", "acl", "--check", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == error + "\n"
+
+
+def test_gssapi_is_handed_to_kazoo(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "krb.cfg",
+        zookeeper_sasl_mechanism="GSSAPI",
+        zookeeper_sasl_principal="agent@EXAMPLE.COM",
+    )
+    zk = settings(load_zookeeper(config))
+    assert zk.identity() == Id("sasl", "agent@EXAMPLE.COM")
+    assert zk.client_arguments() == {
+        "sasl_options": {
+            "mechanism": "GSSAPI",
+            "service": "zookeeper",
+            "principal": "agent@EXAMPLE.COM",
+        }
+    }
+
+
 def test_sasl_digest_md5_identities(
     tmp_path: Path, secure_chroot: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -54,13 +54,11 @@ D: int = Permissions.DELETE
 ALL: int = Permissions.ALL
 
 
-def parse_id(text: str) -> Id:
+def parse_id(text: str, key: str = "zookeeper-acl-agents") -> Id:
     """`scheme:id`, e.g. `digest:agent:<base64 SHA-1>` or `sasl:agent`."""
     scheme, colon, ident = text.partition(":")
     if not colon or not ident or scheme not in SCHEMES:
-        raise ConfigError(
-            f"zookeeper-acl-agents: {text!r} is not scheme:id (scheme one of {', '.join(SCHEMES)})"
-        )
+        raise ConfigError(f"{key}: {text!r} is not scheme:id (scheme one of {', '.join(SCHEMES)})")
     return Id(scheme, ident)
 
 
@@ -188,8 +186,8 @@ def creator_acl(client: KazooClient, me: Id) -> list[ACL] | None:
     except (NoNodeError, NoAuthError):
         return None
     try:
-        operators = [parse_id(i) for i in stored.get("operators", [])]
-        agents = [parse_id(i) for i in stored.get("agents", [])]
+        operators = [parse_id(i, POLICY_NODE) for i in stored.get("operators", [])]
+        agents = [parse_id(i, POLICY_NODE) for i in stored.get("agents", [])]
     except (ConfigError, TypeError):
         return None  # not ours to read: as without a policy
     acl = dict.fromkeys(agents, R) | {me: R | W | C | D} | dict.fromkeys(operators, ALL)
@@ -203,10 +201,12 @@ def policy_for(
     no policy: nodes stay open, as ZooKeeper makes them)."""
     if writer is None:
         if agents or operators:
-            raise ConfigError("zookeeper-acl-* needs credentials (zookeeper-auth-file)")
+            raise ConfigError(
+                "zookeeper-acl-agents and -operators need credentials (zookeeper-auth-file)"
+            )
         return None
     return AclPolicy(
         writer,
         tuple(parse_id(agent) for agent in agents),
-        tuple(parse_id(operator) for operator in operators),
+        tuple(parse_id(operator, "zookeeper-acl-operators") for operator in operators),
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import AuthFailedError
+from kazoo.exceptions import AuthFailedError, NoAuthError, NoNodeError
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.security import Id, make_digest_acl_credential
 from loguru import logger
@@ -207,7 +207,9 @@ def settings(options: ZooKeeperOptions, connection: str | None = None) -> Settin
     )
 
 
-def connect(target: Settings | str, timeout: float | None = None) -> KazooClient:
+def connect(
+    target: Settings | str, timeout: float | None = None, readable: str | None = None
+) -> KazooClient:
     """A started client for `target` (Settings, or just a connection string
     `host:port[,host:port...][/chroot]`).
 
@@ -215,7 +217,8 @@ def connect(target: Settings | str, timeout: float | None = None) -> KazooClient
     is established within the time-out (rejected credentials fail at once);
     the caller owns the client (`stop()` then `close()`). Connection losses
     later on are logged; kazoo reconnects by itself. With credentials, the
-    nodes the client creates get `acl.creator_acl`.
+    nodes the client creates get `acl.creator_acl`. `readable`: a node
+    whose children this identity must be allowed to list (missing is fine).
     """
     if isinstance(target, str):
         target = Settings(target, DEFAULT_TIMEOUT if timeout is None else timeout)
@@ -243,6 +246,15 @@ def connect(target: Settings | str, timeout: float | None = None) -> KazooClient
         client.stop()
         client.close()
         raise ZooKeeperUnavailable(_why(target, auth_failed))
+    if readable is not None:
+        try:
+            client.get_children(readable)
+        except NoNodeError:
+            pass
+        except NoAuthError as e:
+            client.stop()
+            client.close()
+            raise ZooKeeperUnavailable(denied(e, target.connection)) from None
     identity = target.identity()
     if identity is not None:
         # kazoo's recipes (Lock) create nodes with the client's default ACL.
