@@ -4,6 +4,9 @@ TLS mistakes told in one line."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +19,9 @@ from kazoo.security import OPEN_ACL_UNSAFE, Id, make_digest_acl_credential
 
 from reconciler.cli import main
 from reconciler.zk import acl
-from reconciler.zk.connect import Credentials, Settings, Tls, connect
+from reconciler.zk.connect import Credentials, Settings, Tls, ZooKeeperUnavailable, connect
 from reconciler.zk.reader import read_properties
-from reconciler.zk.server import TlsFiles, ZooKeeperServer
+from reconciler.zk.server import TlsFiles, ZooKeeperServer, make_tls_files
 from tests.agent_process import AgentProcess
 from tests.seed_transcript import TRANSCRIPT
 from tests.test_agent_seed import import_fixture, seed_host, set_cluster_version
@@ -150,3 +153,35 @@ def test_tls_mistakes_name_the_server_and_the_fix(
         "takes TLS only, set zookeeper-tls = true)\n"
     )
     assert time.monotonic() - started < 4
+
+
+def test_a_certificate_for_another_name_is_told(tmp_path: Path) -> None:
+    """Hostname verification is on by default: a server whose certificate
+    names another host is refused, and the operator is told so."""
+    files = make_tls_files(tmp_path / "tls", names="DNS:elsewhere.example")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "tls" / "server.pem", tmp_path / "tls" / "server.key")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        threading.Thread(target=_handshakes, args=(listener, context), daemon=True).start()
+        with pytest.raises(ZooKeeperUnavailable) as refused:
+            connect(Settings(f"127.0.0.1:{port}", 1.0, tls=Tls(files.ca)))
+    assert str(refused.value) == (
+        f"TLS with ZooKeeper at 127.0.0.1:{port}: its certificate does not name 127.0.0.1 "
+        "(IP address mismatch, certificate is not valid for '127.0.0.1'.): connect by a "
+        "name the certificate holds"
+    )
+
+
+def _handshakes(listener: socket.socket, context: ssl.SSLContext) -> None:
+    """A TLS server that is not ZooKeeper: enough for a handshake."""
+    while True:
+        try:
+            connection, _address = listener.accept()
+        except OSError:
+            return  # closed: the test is over
+        try:
+            with context.wrap_socket(connection, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass  # the client refused our certificate

@@ -110,9 +110,11 @@ def _run(*argv: str) -> None:
         raise ZooKeeperServerError(f"{argv[0]} failed: {result.stderr.strip()}")
 
 
-def make_tls_files(directory: Path, password: str = "changeit") -> TlsFiles:
+def make_tls_files(
+    directory: Path, password: str = "changeit", names: str = "IP:127.0.0.1,DNS:localhost"
+) -> TlsFiles:
     """Make a CA and certificates with openssl, and the server's stores with
-    keytool. The server's certificate names 127.0.0.1 and localhost."""
+    keytool. The server's certificate names `names` (subjectAltName)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key = directory / "ca.pem", directory / "ca.key"
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
@@ -130,8 +132,8 @@ def make_tls_files(directory: Path, password: str = "changeit") -> TlsFiles:
         "-subj",
         "/CN=reconciler test CA",
     )
-    names = {"server": "subjectAltName=IP:127.0.0.1,DNS:localhost", "client": None}
-    for name, extension in names.items():
+    extensions = {"server": f"subjectAltName={names}", "client": None}
+    for name, extension in extensions.items():
         key, csr, cert = (directory / f"{name}.{ext}" for ext in ("key", "csr", "pem"))
         _run("openssl", "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
         extfile = directory / f"{name}.ext"
