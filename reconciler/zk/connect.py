@@ -14,7 +14,7 @@ import socket
 import ssl
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from loguru import logger
 from reconciler.config import ZooKeeperOptions
 from reconciler.errors import ConfigError
 from reconciler.zk.acl import creator_acl
+
+DEFAULT_TIMEOUT = 10.0
 
 
 class ZooKeeperUnavailable(Exception):
@@ -95,7 +97,7 @@ class Tls:
 @dataclass(frozen=True)
 class Settings:
     connection: str
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
     credentials: Credentials | None = None
     # GSSAPI (Kerberos): the client principal; the ticket comes from the host.
     gssapi_principal: str | None = None
@@ -223,9 +225,7 @@ def connect(
     if isinstance(target, str):
         target = Settings(target, DEFAULT_TIMEOUT if timeout is None else timeout)
     elif timeout is not None:
-        target = Settings(
-            target.connection, timeout, target.credentials, target.gssapi_principal, target.tls
-        )
+        target = replace(target, timeout=timeout)
     client = KazooClient(
         hosts=target.connection,
         timeout=target.timeout,
@@ -261,9 +261,6 @@ def connect(
         client.default_acl = creator_acl(client, identity)
     client.add_listener(_ConnectionReporter(target.connection))
     return client
-
-
-DEFAULT_TIMEOUT = 10.0
 
 
 class _ConnectionReporter:
