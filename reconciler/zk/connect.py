@@ -9,6 +9,7 @@ what to fix; the password never appears in a message or a log.
 
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import ssl
@@ -58,6 +59,21 @@ class SelectHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo 
                 rlist, wlist, xlist, timeout
             )
             return result
+
+
+class _KazooErrors(logging.Handler):
+    """kazoo's own log, errors only, into ours. Its warnings retell each
+    failed connection attempt; `connect` and `_ConnectionReporter` say
+    what matters once."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.opt(exception=record.exc_info).error(f"kazoo: {record.getMessage()}")
+
+
+KAZOO_LOG = logging.getLogger("reconciler.kazoo")
+KAZOO_LOG.setLevel(logging.ERROR)
+KAZOO_LOG.addHandler(_KazooErrors())
+KAZOO_LOG.propagate = False
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,7 @@ def connect(
         hosts=target.connection,
         timeout=target.timeout,
         handler=SelectHandler(),
+        logger=KAZOO_LOG,
         **target.client_arguments(),
     )
     auth_failed = False
