@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import treefmt
+from reconciler.zk.connect import connect
 from reconciler.zk.importer import import_tree
 from reconciler.zk.reader import update_properties
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect, decode
+from reconciler.zk.storage import decode
 
 PROJECT = Path(__file__).resolve().parent.parent
 

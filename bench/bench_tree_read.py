@@ -23,10 +23,11 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from kazoo.client import KazooClient  # noqa: E402
 
 from reconciler.tree import Node, join_path  # noqa: E402
+from reconciler.zk.connect import connect  # noqa: E402
 from reconciler.zk.importer import import_tree  # noqa: E402
 from reconciler.zk.reader import read_tree  # noqa: E402
 from reconciler.zk.server import ZooKeeperServer  # noqa: E402
-from reconciler.zk.storage import connect, decode  # noqa: E402
+from reconciler.zk.storage import decode  # noqa: E402
 
 NODES_PER_SERVICE = 100  # service + deploy + config + 97 targets
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kazoo-handler",
         action="store_true",
-        help="use kazoo's default handler instead of reconciler's (see storage.SelectHandler)",
+        help="use kazoo's default handler instead of reconciler's (see connect.SelectHandler)",
     )
     args = parser.parse_args(argv)
 

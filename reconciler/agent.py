@@ -31,9 +31,10 @@ from reconciler.model import HostIdentity
 from reconciler.run import Reconciler
 from reconciler.treefile import TreeFileCluster
 from reconciler.zk.cluster import ZooKeeperCluster
+from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect, encode
+from reconciler.zk.storage import encode
 
 
 class AgentRunning(Exception):
@@ -47,7 +48,7 @@ class Daemon:
     def __init__(self, config: Config, stop: threading.Event) -> None:
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         try:
-            self.client = connect(config.zookeeper, timeout=config.zookeeper_session_timeout)
+            self.client = connect(settings(config), readable=HOSTS)
         except ZooKeeperUnavailable as e:
             raise ConfigError(str(e)) from None
         self.pending = threading.Event()

@@ -8,19 +8,40 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import ConfigError
 
 SECTION = "zkdeployment"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_ZOOKEEPER = "zookeeper:2181"
 
 
-class Config(BaseModel):
+class ZooKeeperOptions(BaseModel):
+    """The keys saying how to reach ZooKeeper; all an operator's command
+    needs (`--config`), so an agent's configuration serves too."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    zookeeper: str = DEFAULT_ZOOKEEPER
+    zookeeper_session_timeout: float = Field(default=10.0, gt=0)
+    # The secret itself is read only when connecting (reconciler.zk.connect).
+    zookeeper_auth_file: Path | None = None
+    zookeeper_sasl_mechanism: Literal["DIGEST-MD5", "GSSAPI"] | None = None
+    zookeeper_sasl_principal: str | None = None
+    zookeeper_tls: bool = False
+    zookeeper_tls_ca: Path | None = None
+    zookeeper_tls_cert: Path | None = None
+    zookeeper_tls_key: Path | None = None
+    zookeeper_tls_verify_hostname: bool = True
+    # The ACL policy (reconciler.zk.acl): ids, `scheme:id`.
+    zookeeper_acl_agents: tuple[str, ...] = ()
+    zookeeper_acl_operators: tuple[str, ...] = ()
+
+
+class Config(ZooKeeperOptions):
     host_id: str
     run_directory: Path
     host_name: str = Field(default_factory=socket.getfqdn)
@@ -29,8 +50,6 @@ class Config(BaseModel):
     tree: Path | None = None
     root: Path = Path("/")
     path: tuple[Path, ...] = ()
-    zookeeper: str = DEFAULT_ZOOKEEPER
-    zookeeper_session_timeout: float = Field(default=10.0, gt=0)
     package_manager: Literal["yum", "dnf"] = "yum"
     dnf_options: tuple[str, ...] = ()
     # None: dnf works on the real system.
@@ -43,6 +62,20 @@ class Config(BaseModel):
     metrics_file: Path | None = None
 
 
+ZOOKEEPER_KEYS = {
+    "zookeeper",
+    "zookeeper-session-timeout",
+    "zookeeper-auth-file",
+    "zookeeper-sasl-mechanism",
+    "zookeeper-sasl-principal",
+    "zookeeper-tls",
+    "zookeeper-tls-ca",
+    "zookeeper-tls-cert",
+    "zookeeper-tls-key",
+    "zookeeper-tls-verify-hostname",
+    "zookeeper-acl-agents",
+    "zookeeper-acl-operators",
+}
 KEYS = {
     "host-id",
     "run-directory",
@@ -52,8 +85,7 @@ KEYS = {
     "tree",
     "root",
     "path",
-    "zookeeper",
-    "zookeeper-session-timeout",
+    *ZOOKEEPER_KEYS,
     "package-manager",
     "dnf-options",
     "dnf-installroot",
@@ -99,8 +131,7 @@ def repository_url(value: str, base: Path) -> str:
     return "file://" + str(base / value)
 
 
-def load(path: Path) -> Config:
-    """Read and check a configuration file; every problem is a ConfigError."""
+def _section(path: Path) -> configparser.SectionProxy:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path) as f:
@@ -115,6 +146,42 @@ def load(path: Path) -> Config:
     unknown = sorted(set(section) - KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [{SECTION}]")
+    return section
+
+
+def _zookeeper_values(section: configparser.SectionProxy, base: Path) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for key in ZOOKEEPER_KEYS & set(section):
+        value = section[key].strip()
+        if key.startswith(("zookeeper-auth", "zookeeper-tls-c", "zookeeper-tls-k")):
+            if value:  # empty: unset (`base / ""` would be a directory)
+                values[key.replace("-", "_")] = base / value
+        elif key.startswith("zookeeper-acl-"):
+            values[key.replace("-", "_")] = tuple(value.split())
+        elif value or key in ("zookeeper-tls", "zookeeper-tls-verify-hostname"):
+            values[key.replace("-", "_")] = value
+    return values
+
+
+def _validate(model: type[ModelT], values: dict[str, object], path: Path) -> ModelT:
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = str(first["loc"][0]).replace("_", "-") if first["loc"] else "?"
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+
+
+def load_zookeeper(path: Path) -> ZooKeeperOptions:
+    """Only the ZooKeeper keys of a configuration (an operator's, or an
+    agent's: its other keys are checked for names only)."""
+    values = _zookeeper_values(_section(path), path.resolve().parent)
+    return _validate(ZooKeeperOptions, values, path)
+
+
+def load(path: Path) -> Config:
+    """Read and check a configuration file; every problem is a ConfigError."""
+    section = _section(path)
     base = path.resolve().parent
 
     host_id = fetch_reference(section.get("host-id", ""), base)
@@ -124,6 +191,7 @@ def load(path: Path) -> Config:
         raise ConfigError("run-directory not specified")
 
     values: dict[str, object] = {
+        **_zookeeper_values(section, base),
         "host_id": host_id,
         "run_directory": base / section["run-directory"].strip(),
     }
@@ -134,7 +202,7 @@ def load(path: Path) -> Config:
             values["after"] = tuple(shlex.split(section["after"], comments=False))
         except ValueError as e:
             raise ConfigError(f"{path}: after: {e}") from None
-    for key in ("host-name", "zookeeper", "zookeeper-session-timeout", "package-manager"):
+    for key in ("host-name", "package-manager"):
         if key in section:
             values[key.replace("-", "_")] = section[key].strip()
     if section.get("metrics-address", "").strip():
@@ -155,9 +223,4 @@ def load(path: Path) -> Config:
         values["dnf_installroot"] = base / section["dnf-installroot"].strip()
     if section.get("dnf-repository", "").strip():
         values["dnf_repository"] = repository_url(section["dnf-repository"].strip(), base)
-    try:
-        return Config.model_validate(values)
-    except ValidationError as e:
-        first = e.errors()[0]
-        key = str(first["loc"][0]).replace("_", "-") if first["loc"] else "?"
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+    return _validate(Config, values, path)

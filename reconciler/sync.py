@@ -36,7 +36,7 @@ from loguru import logger
 from reconciler import lint
 from reconciler.tree import Node
 from reconciler.zk.fleet import Fleet, read_fleet, version_key
-from reconciler.zk.importer import import_tree
+from reconciler.zk.importer import AclFor, import_tree
 from reconciler.zk.paths import AGENT_LOCKS, HOSTS, ROLE_LOCKS
 from reconciler.zk.reader import check_and_set
 
@@ -125,7 +125,11 @@ class Outcome(enum.Enum):
 
 
 def sync(
-    client: KazooClient, tree: GitCheckout, dry_run: bool = False, force: bool = False
+    client: KazooClient,
+    tree: GitCheckout,
+    dry_run: bool = False,
+    force: bool = False,
+    acl: AclFor | None = None,
 ) -> Outcome:
     """Bring ZooKeeper to the checkout's revision, with every rule of the
     spec. Everything is logged; the outcome gives the exit status.
@@ -134,19 +138,21 @@ def sync(
     may therefore race a real sync, which only makes its report stale."""
     logger.info(f"VCS Version: {tree.revision}")
     if dry_run:
-        return _sync_locked(client, tree, dry_run, force)
+        return _sync_locked(client, tree, dry_run, force, acl)
     lock = client.Lock(LOCK, identifier=f"{os.uname().nodename}:{os.getpid()}")
     if not lock.acquire(blocking=False):
         holders = ", ".join(str(c) for c in lock.contenders()) or "another process"
         logger.error(f"Another sync is running ({LOCK} is held by {holders}): not syncing")
         return Outcome.REFUSED
     try:
-        return _sync_locked(client, tree, dry_run, force)
+        return _sync_locked(client, tree, dry_run, force, acl)
     finally:
         lock.release()
 
 
-def _sync_locked(client: KazooClient, tree: GitCheckout, dry_run: bool, force: bool) -> Outcome:
+def _sync_locked(
+    client: KazooClient, tree: GitCheckout, dry_run: bool, force: bool, acl: AclFor | None
+) -> Outcome:
     fleet = read_fleet(client)
     logger.info(f"ZK Version: {'initial' if fleet.initial else fleet.version}")
     if not fleet.initial:
@@ -162,7 +168,7 @@ def _sync_locked(client: KazooClient, tree: GitCheckout, dry_run: bool, force: b
     logger.info("Version mismatch detected, resyncing")
     for tree_file in files:
         logger.info(f"Importing {tree_file.name}{suffix}")
-        for message in import_file(client, tree_file, dry_run):
+        for message in import_file(client, tree_file, dry_run, acl):
             logger.info(message)
     logger.info(f"Setting cluster version to {tree.revision}{suffix}")
     if dry_run:
@@ -212,8 +218,11 @@ def _load(directory: Path, fleet: Fleet) -> list[lint.TreeFile] | None:
     return files
 
 
-def import_file(client: KazooClient, tree_file: lint.TreeFile, dry_run: bool) -> list[str]:
-    """Import one file at `/`; the import's messages."""
+def import_file(
+    client: KazooClient, tree_file: lint.TreeFile, dry_run: bool, acl: AclFor | None = None
+) -> list[str]:
+    """Import one file at `/`, creating nodes with the ACL `acl` gives; the
+    import's messages."""
     main = Node(properties=tree_file.tree.properties)
     kept = Node()
     for name, child in tree_file.tree.children.items():
@@ -221,10 +230,10 @@ def import_file(client: KazooClient, tree_file: lint.TreeFile, dry_run: bool) ->
             kept.children[name] = child
         elif name not in IGNORED:
             main.children[name] = child
-    messages = import_tree(client, main, "/", trim=tree_file.trim, dry_run=dry_run)
+    messages = import_tree(client, main, "/", trim=tree_file.trim, dry_run=dry_run, acl=acl)
     if kept.children:
         # Lock requests are expected there: not worth a message each.
-        untrimmed = import_tree(client, kept, "/", trim=False, dry_run=dry_run)
+        untrimmed = import_tree(client, kept, "/", trim=False, dry_run=dry_run, acl=acl)
         messages += [m for m in untrimmed if not m.startswith(NOT_TRIMMED)]
     return messages
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.treefmt import parse
+from reconciler.zk.connect import connect
 from reconciler.zk.importer import export_tree, import_tree
 from reconciler.zk.reader import read_properties, update_properties
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect
 
 PROJECT = Path(__file__).resolve().parent.parent
 TREES = PROJECT / "fixtures" / "trees"

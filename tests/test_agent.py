@@ -12,9 +12,10 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from reconciler.zk.connect import connect
 from reconciler.zk.reader import read_properties
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect, encode
+from reconciler.zk.storage import encode
 from tests.support.agent_process import AgentProcess
 from tests.support.sandbox_host import SandboxHost
 from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster_version, wait_until

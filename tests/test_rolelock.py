@@ -11,9 +11,9 @@ import pytest
 from kazoo.client import KazooClient
 
 from reconciler.errors import ReconcilerError
+from reconciler.zk.connect import connect
 from reconciler.zk.reader import read_properties
 from reconciler.zk.rolelock import RoleLock
-from reconciler.zk.storage import connect
 
 LOCK = "/role-locks/my.role"
 

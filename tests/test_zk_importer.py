@@ -9,9 +9,10 @@ from kazoo.client import KazooClient
 
 from reconciler.tree import Node
 from reconciler.treefmt import parse
+from reconciler.zk.connect import connect
 from reconciler.zk.importer import export_tree, import_tree, plan_import
 from reconciler.zk.reader import read_tree
-from reconciler.zk.storage import connect, encode
+from reconciler.zk.storage import encode
 
 TREE = """\
 /cust

@@ -9,8 +9,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from reconciler.tree import Node
+from reconciler.zk.connect import connect
 from reconciler.zk.reader import read_tree
-from reconciler.zk.storage import connect, encode
+from reconciler.zk.storage import encode
 
 
 def build(client: KazooClient, path: str, node: Node) -> None:

@@ -16,8 +16,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError
 
 from reconciler.zk import server
+from reconciler.zk.connect import SelectHandler, ZooKeeperUnavailable, connect
 from reconciler.zk.reader import read_properties, read_versioned_properties, write_properties
-from reconciler.zk.storage import SelectHandler, ZooKeeperUnavailable, connect, decode, encode
+from reconciler.zk.storage import decode, encode
 
 json_values = st.recursive(
     st.none()

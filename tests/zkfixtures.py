@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
+from reconciler.zk.connect import connect
 from reconciler.zk.server import ZooKeeperServer
-from reconciler.zk.storage import connect
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from kazoo.exceptions import NoAuthError
+
 from reconciler import version
 from reconciler.commands import hosts, monitor, sync, tree
+from reconciler.errors import ConfigError
+from reconciler.zk.connect import denied
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,5 +28,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
-    status: int = args.handler(args)
+    try:
+        status: int = args.handler(args)
+    except NoAuthError as e:
+        raise ConfigError(denied(e, getattr(args, "server", "?"))) from None
     return status

@@ -33,7 +33,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.wait or args.timeout is not None:
         return wait.run(args)
-    client = client_for(args.zookeeper)
+    client = client_for(args)
     try:
         fleet = read_fleet(client)
     finally:

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import NoAuthError, NoNodeError
 
 from reconciler import config as configuration
 from reconciler.errors import ConfigError
 from reconciler.tree import join_path
+from reconciler.zk.connect import ZooKeeperUnavailable, connect, denied, settings
 from reconciler.zk.fleet import version_key
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect
 
 OK, WARNING, CRITICAL = 0, 1, 2
 DEFAULT_WARN, DEFAULT_ERROR = 200, 600
@@ -55,7 +55,8 @@ def register(commands: Any) -> None:
         "-z",
         "--zookeeper",
         metavar="CONNECTION",
-        help="ZooKeeper connection string (default: the configuration's `zookeeper`)",
+        help="ZooKeeper connection string (default: the configuration's `zookeeper`; "
+        "credentials and TLS always come from CONFIG)",
     )
     monitor.set_defaults(handler=run)
 
@@ -132,8 +133,9 @@ def monitor(
         return CRITICAL, f"Invalid status file {status_file}: {line.strip()!r}"
 
     try:
-        client = connect(connection or config.zookeeper)
-    except ZooKeeperUnavailable as e:
+        zk = settings(config, connection)
+        client = connect(zk)
+    except (ZooKeeperUnavailable, ConfigError) as e:
         return CRITICAL, str(e)
     try:
         try:
@@ -144,6 +146,8 @@ def monitor(
             cluster = read_properties(client, HOSTS).get("version")
         except NoNodeError:
             cluster = None
+    except NoAuthError as e:
+        return CRITICAL, denied(e, zk.connection)
     finally:
         client.stop()
         client.close()

@@ -16,15 +16,17 @@ import threading
 from types import FrameType
 from typing import Any
 
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import KazooException, NoAuthError
 from loguru import logger
 
 from reconciler import logs
-from reconciler.commands.tree import add_zookeeper_option, client_for
+from reconciler.commands.tree import add_zookeeper_option, client_for, policy_of
 from reconciler.errors import ConfigError
 from reconciler.sync import SyncError, git_checkout, sync
+from reconciler.zk import acl as zkacl
+from reconciler.zk.connect import denied
 
-EXIT_FAILED = 1
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 HELP = "import a git repository's tree files into ZooKeeper"
@@ -70,16 +72,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def sync_once(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
     try:
         with git_checkout(args.repository) as tree:
-            client = client_for(args.zookeeper)
+            client = client_for(args)
             try:
-                return sync(client, tree, dry_run=args.dry_run, force=args.force).exit_status
+                if policy is not None and not args.dry_run:
+                    # Nodes written before the policy: an upgrade's first sync.
+                    for path in zkacl.apply(client, policy):
+                        logger.info(f"ACL set: {path}")
+                acl = policy.acl if policy else None
+                outcome = sync(client, tree, dry_run=args.dry_run, force=args.force, acl=acl)
+                return outcome.exit_status
             finally:
                 client.stop()
                 client.close()
     except SyncError as e:
         logger.error(str(e))
+    except NoAuthError as e:
+        logger.error(denied(e, args.server))
+        return EXIT_USAGE
     except KazooException as e:
         logger.error(f"ZooKeeper failed: {type(e).__name__} {e}".rstrip())
     return EXIT_FAILED

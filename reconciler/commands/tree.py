@@ -4,24 +4,65 @@ ZooKeeper; check it before it gets there."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from reconciler import config as configuration
 from reconciler import treefmt
-from reconciler.config import DEFAULT_ZOOKEEPER
+from reconciler.config import DEFAULT_ZOOKEEPER, ZooKeeperOptions
 from reconciler.errors import ConfigError
+from reconciler.zk import acl as zkacl
+from reconciler.zk.acl import AclPolicy, policy_for
+from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
 from reconciler.zk.importer import export_tree, import_tree
-from reconciler.zk.storage import ZooKeeperUnavailable, connect
+
+CONFIG_ENV = "RECONCILER_CONFIG"
 
 
-def add_zookeeper_option(parser: argparse.ArgumentParser) -> None:
+def add_zookeeper_option(parser: argparse.ArgumentParser, connect_help: str | None = None) -> None:
+    """`-z` and `--config`, the same for every command talking to ZooKeeper.
+    `connect_help`: `-z` is optional and connecting is what it asks for."""
     parser.add_argument(
         "-z",
         "--zookeeper",
         metavar="CONNECTION",
-        default=DEFAULT_ZOOKEEPER,
-        help=f"ZooKeeper connection string, host:port[,...][/chroot] (default {DEFAULT_ZOOKEEPER})",
+        help=connect_help
+        or "ZooKeeper connection string, host:port[,...][/chroot] (default: the "
+        f"configuration's `zookeeper`, else {DEFAULT_ZOOKEEPER})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help=f"read the zookeeper* keys (credentials, TLS, ACL policy) from this INI file's "
+        f"[zkdeployment] section (default: ${CONFIG_ENV}, if set)",
+    )
+
+
+def zookeeper_options(args: argparse.Namespace) -> ZooKeeperOptions:
+    path = args.config or os.environ.get(CONFIG_ENV)
+    return configuration.load_zookeeper(Path(path)) if path else ZooKeeperOptions()
+
+
+def client_for(args: argparse.Namespace) -> Any:
+    """A client connected as `-z` / `--config` say; ConfigError otherwise."""
+    zk = settings(zookeeper_options(args), args.zookeeper)
+    # Named in the errors told later (e.g. NoAuth).
+    args.server = zk.connection
+    try:
+        return connect(zk)
+    except ZooKeeperUnavailable as e:
+        raise ConfigError(str(e)) from None
+
+
+def policy_of(args: argparse.Namespace) -> AclPolicy | None:
+    options = zookeeper_options(args)
+    return policy_for(
+        settings(options).identity(),
+        options.zookeeper_acl_agents,
+        options.zookeeper_acl_operators,
     )
 
 
@@ -43,6 +84,18 @@ def register(commands: Any) -> None:
     add_zookeeper_option(exp)
     exp.set_defaults(handler=run_export)
 
+    acl = actions.add_parser(
+        "acl",
+        help="give a subtree the ACL policy's ACLs, or --check them",
+        description="Set every node's ACL to the policy's (README: Securing ZooKeeper), "
+        "or with --check list the nodes whose ACL differs and exit 1 if any. Needs "
+        "credentials (--config).",
+    )
+    acl.add_argument("path", metavar="PATH", nargs="?", default="/", help="where (default /)")
+    acl.add_argument("--check", action="store_true", help="report, change nothing")
+    add_zookeeper_option(acl)
+    acl.set_defaults(handler=run_acl)
+
     lint = actions.add_parser(
         "lint",
         help="report every error agents would hit in a tree file or repository",
@@ -51,11 +104,8 @@ def register(commands: Any) -> None:
         "line and exits 1 if any; otherwise prints a summary and exits 0.",
     )
     lint.add_argument("target", metavar="FILE|REPOSITORY", type=Path, help="file or directory")
-    lint.add_argument(
-        "-z",
-        "--zookeeper",
-        metavar="CONNECTION",
-        help="also check the hosts registered in this ZooKeeper (default: don't connect)",
+    add_zookeeper_option(
+        lint, "also check the hosts registered in this ZooKeeper (default: don't connect)"
     )
     lint.set_defaults(handler=run_lint)
 
@@ -69,19 +119,19 @@ def parse_file(path: Path) -> Any:
         raise ConfigError(str(e)) from None
 
 
-def client_for(connection: str) -> Any:
-    try:
-        return connect(connection)
-    except ZooKeeperUnavailable as e:
-        raise ConfigError(str(e)) from None
-
-
 def run_import(args: argparse.Namespace) -> int:
     tree = parse_file(args.file)
-    client = client_for(args.zookeeper)
+    policy = policy_of(args)
+    client = client_for(args)
     try:
-        for message in import_tree(client, tree, args.path, trim=args.trim, dry_run=args.dry_run):
+        acl = policy.acl if policy else None
+        for message in import_tree(
+            client, tree, args.path, trim=args.trim, dry_run=args.dry_run, acl=acl
+        ):
             print(message)
+        if policy and not args.dry_run:
+            # Nodes imported before the policy (or changed by hand).
+            zkacl.apply(client, policy, args.path)
     finally:
         client.stop()
         client.close()
@@ -89,7 +139,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    client = client_for(args.zookeeper)
+    client = client_for(args)
     try:
         sys.stdout.write(export_tree(client, args.path, ephemeral=args.ephemeral))
     finally:
@@ -113,7 +163,7 @@ def run_lint(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"Can't read {target}: No such file or directory")
     files, problems = lint.load(paths)
-    report = lint.lint(files, problems, _registered_hosts(args.zookeeper))
+    report = lint.lint(files, problems, _registered_hosts(args))
     for problem in report.problems:
         print(problem)
     if report.problems:
@@ -123,14 +173,36 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registered_hosts(connection: str | None) -> list[Any]:
-    if connection is None:
+def _registered_hosts(args: argparse.Namespace) -> list[Any]:
+    if args.zookeeper is None:
         return []
     from reconciler.zk.fleet import read_fleet
 
-    client = client_for(connection)
+    client = client_for(args)
     try:
         return [host.identity() for host in read_fleet(client).hosts]
     finally:
         client.stop()
         client.close()
+
+
+def run_acl(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    if policy is None:
+        raise ConfigError(
+            "tree acl: no credentials, so no policy: give --config FILE (or "
+            f"${CONFIG_ENV}) with zookeeper-auth-file or zookeeper-sasl-mechanism"
+        )
+    client = client_for(args)
+    try:
+        if args.check:
+            paths = zkacl.differences(client, policy, args.path)
+            for path in paths:
+                print(f"ACL differs from the policy: {path}")
+            return 1 if paths else 0
+        for path in zkacl.apply(client, policy, args.path):
+            print(f"ACL set: {path}")
+    finally:
+        client.stop()
+        client.close()
+    return 0

@@ -59,7 +59,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    client = client_for(args.zookeeper)
+    client = client_for(args)
     try:
         return wait(client, args.timeout)
     finally:

@@ -17,31 +17,41 @@ one of several imported side by side.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
+from kazoo.security import ACL
 
 from reconciler import treefmt
 from reconciler.tree import Node, join_path
 from reconciler.zk.reader import DEFAULT_WINDOW, normalize, read_tree
 from reconciler.zk.storage import canonical, encode
 
+# The ACL of a node to create, by path (see zk.acl); None: the client's default.
+AclFor = Callable[[str], list[ACL]]
+
 
 @dataclass(frozen=True)
 class Write:
-    """One change: `create` (with data), `set` (data) or `delete`."""
+    """One change: `create` (with data and ACL), `set` (data), `acl` (set
+    the ACL) or `delete`."""
 
     action: str
     path: str
     data: bytes = b""
+    acl: tuple[ACL, ...] | None = None
 
     def issue(self, client: KazooClient) -> Any:
+        acl = list(self.acl) if self.acl is not None else None
         if self.action == "create":
-            return client.create_async(self.path, self.data)
+            return client.create_async(self.path, self.data, acl=acl)
         if self.action == "set":
             return client.set_async(self.path, self.data)
+        if self.action == "acl":
+            return client.set_acls_async(self.path, acl)
         return client.delete_async(self.path)
 
 
@@ -56,11 +66,17 @@ class ImportPlan:
 
 
 def import_tree(
-    client: KazooClient, tree: Node, path: str = "/", trim: bool = False, dry_run: bool = False
+    client: KazooClient,
+    tree: Node,
+    path: str = "/",
+    trim: bool = False,
+    dry_run: bool = False,
+    acl: AclFor | None = None,
 ) -> list[str]:
     """Make the nodes under `path` match `tree` (a root as from
     `treefmt.parse`: its children land under `path`; its properties, if
-    any, become those of `path`). Returns the messages, in path order:
+    any, become those of `path`); created nodes get the ACL `acl` gives
+    their path. Returns the messages, in path order:
     `extra path not trimmed: <path>` without `trim`, `would delete <path>.`
     for a dry run with `trim`. A dry run writes nothing at all."""
     path = normalize(path)
@@ -73,7 +89,14 @@ def import_tree(
         if actual is None:
             # Only the import path may need missing ancestors; done blocking,
             # because the pipelined creates below it depend on it.
-            client.create(path, encode(tree.properties), makepath=True)
+            client.create(
+                path, encode(tree.properties), makepath=True, acl=acl(path) if acl else None
+            )
+        if acl is not None:
+            plan.writes = [
+                Write(w.action, w.path, w.data, tuple(acl(w.path))) if w.action == "create" else w
+                for w in plan.writes
+            ]
         apply_writes(client, plan.writes)
     return plan.messages
 

@@ -10,26 +10,33 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from kazoo.security import make_digest_acl_credential
 
 JAVA_DIR = Path("/usr/share/java")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 # Overrides the jar discovery, e.g. for a ZooKeeper unpacked elsewhere.
 CLASSPATH_ENV = "RECONCILER_ZOOKEEPER_CLASSPATH"
+# The Netty server (needed for TLS) uses these beyond what the manifest names.
+NETTY_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar")
 
 
 class ZooKeeperServerError(Exception):
     """The server could not be found, started or reached."""
 
 
-def find_java_classpath() -> str:
+def find_java_classpath(netty: bool = False) -> str:
     """The class path running ZooKeeper: the Debian jar (its manifest names
     its own dependencies) plus an slf4j binding, so start-up errors reach
-    the log instead of vanishing."""
+    the log instead of vanishing; with `netty`, what its TLS server needs."""
     override = os.environ.get(CLASSPATH_ENV)
     if override:
         return override
@@ -40,6 +47,8 @@ def find_java_classpath() -> str:
             f"`apt-get install -y zookeeper` (or set {CLASSPATH_ENV})"
         )
     entries = [str(jar)]
+    if netty:
+        entries += [str(JAVA_DIR / name) for name in NETTY_JARS]
     for binding in ("slf4j-simple.jar", "slf4j-nop.jar"):
         if (JAVA_DIR / binding).is_file():
             entries.append(str(JAVA_DIR / binding))
@@ -64,15 +73,121 @@ def free_port() -> int:
         return port
 
 
-def four_letter_word(port: int, word: str, timeout: float = 1.0) -> str:
+def four_letter_word(
+    port: int, word: str, timeout: float = 1.0, tls: ssl.SSLContext | None = None
+) -> str:
     """Send a ZooKeeper four-letter command (`ruok`, `stat`, ...) and return
-    the answer; raises OSError when nobody answers."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    the answer, over TLS with a `tls` context; raises OSError when nobody
+    answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        sock = tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls else raw
         sock.sendall(word.encode("ascii"))
         chunks = []
         while chunk := sock.recv(4096):
             chunks.append(chunk)
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throw-away CA, the server's key store and trust store (PKCS12,
+    for `secureClientPort`), and a client certificate with its key (PEM)."""
+
+    ca: Path
+    keystore: Path
+    truststore: Path
+    password: str
+    client_cert: Path
+    client_key: Path
+
+    def context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def _run(*argv: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ZooKeeperServerError(f"{argv[0]} failed: {result.stderr.strip()}")
+
+
+def make_tls_files(
+    directory: Path, password: str = "changeit", names: str = "IP:127.0.0.1,DNS:localhost"
+) -> TlsFiles:
+    """Make a CA and certificates with openssl, and the server's stores with
+    keytool. The server's certificate names `names` (subjectAltName)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _run(
+        "openssl",
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=reconciler test CA",
+    )
+    extensions = {"server": f"subjectAltName={names}", "client": None}
+    for name, extension in extensions.items():
+        key, csr, cert = (directory / f"{name}.{ext}" for ext in ("key", "csr", "pem"))
+        _run("openssl", "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+        extfile = directory / f"{name}.ext"
+        extfile.write_text((extension or "basicConstraints=CA:FALSE") + "\n")
+        _run(
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-extfile",
+            str(extfile),
+        )
+    keystore, truststore = directory / "server.p12", directory / "trust.p12"
+    _run(
+        "openssl",
+        "pkcs12",
+        "-export",
+        "-in",
+        str(directory / "server.pem"),
+        "-inkey",
+        str(directory / "server.key"),
+        "-out",
+        str(keystore),
+        "-passout",
+        f"pass:{password}",
+    )
+    _run(
+        "keytool",
+        "-importcert",
+        "-noprompt",
+        "-alias",
+        "ca",
+        "-file",
+        str(ca),
+        "-keystore",
+        str(truststore),
+        "-storetype",
+        "PKCS12",
+        "-storepass",
+        password,
+    )
+    return TlsFiles(
+        ca, keystore, truststore, password, directory / "client.pem", directory / "client.key"
+    )
 
 
 class ZooKeeperServer:
@@ -83,6 +198,11 @@ class ZooKeeperServer:
     the same server (sessions may survive a short outage, as in
     production); `close()` also removes the temporary directory. As a
     context manager it starts and closes.
+
+    For the security tests: `superuser` (user, password) may do anything
+    whatever the ACLs; `sasl_users` (user -> password) can log in with SASL
+    DIGEST-MD5 (a JAAS file); `tls` serves on a `secureClientPort` only
+    (Netty), `port` then being that port: no plain port at all.
     """
 
     def __init__(
@@ -91,12 +211,18 @@ class ZooKeeperServer:
         tick_time: int = 500,
         start_timeout: float = 20.0,
         jvm_args: tuple[str, ...] = ("-Xmx256m", "-XX:+UseSerialGC"),
+        superuser: tuple[str, str] | None = None,
+        sasl_users: Mapping[str, str] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._auto_port = port is None
         self.port = port or free_port()
         self.tick_time = tick_time
         self.start_timeout = start_timeout
         self.jvm_args = jvm_args
+        self.superuser = superuser
+        self.sasl_users = dict(sasl_users or {})
+        self.tls = tls
         self.directory = Path(tempfile.mkdtemp(prefix="reconciler-zk-"))
         self.log_path = self.directory / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -119,8 +245,7 @@ class ZooKeeperServer:
                 [
                     f"tickTime={self.tick_time}",
                     f"dataDir={data_dir}",
-                    f"clientPort={self.port}",
-                    "clientPortAddress=127.0.0.1",
+                    *self._listen_lines(),
                     # The admin server would take port 8080 on every instance.
                     "admin.enableServer=false",
                     "4lw.commands.whitelist=*",
@@ -136,6 +261,44 @@ class ZooKeeperServer:
             )
         )
         return config
+
+    def _listen_lines(self) -> list[str]:
+        lines = [f"clientPort={self.port}", "clientPortAddress=127.0.0.1"]
+        if self.tls is not None:
+            tls = self.tls
+            lines = [
+                f"secureClientPort={self.port}",
+                "secureClientPortAddress=127.0.0.1",
+                "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+                f"ssl.keyStore.location={tls.keystore}",
+                f"ssl.keyStore.password={tls.password}",
+                "ssl.keyStore.type=PKCS12",
+                f"ssl.trustStore.location={tls.truststore}",
+                f"ssl.trustStore.password={tls.password}",
+                "ssl.trustStore.type=PKCS12",
+                # A client certificate is checked when sent, not required.
+                "ssl.clientAuth=want",
+            ]
+        if self.sasl_users:
+            lines.append(
+                "authProvider.sasl=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+            )
+        return lines
+
+    def _security_properties(self) -> list[str]:
+        properties = []
+        if self.superuser is not None:
+            digest = make_digest_acl_credential(*self.superuser)
+            properties.append(f"-Dzookeeper.DigestAuthenticationProvider.superDigest={digest}")
+        if self.sasl_users:
+            jaas = self.directory / "jaas.conf"
+            users = "".join(f'\n    user_{u}="{p}"' for u, p in self.sasl_users.items())
+            jaas.write_text(
+                "Server {\n    org.apache.zookeeper.server.auth.DigestLoginModule required"
+                f"{users};\n}};\n"
+            )
+            properties.append(f"-Djava.security.auth.login.config={jaas}")
+        return properties
 
     def start(self) -> None:
         """Start the server; returns once it accepts sessions."""
@@ -161,8 +324,9 @@ class ZooKeeperServer:
         command = [
             find_java(),
             *self.jvm_args,
+            *self._security_properties(),
             "-cp",
-            find_java_classpath(),
+            find_java_classpath(netty=self.tls is not None),
             # slf4j-simple: warnings and errors only, to keep the log readable.
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             MAIN_CLASS,
@@ -194,9 +358,11 @@ class ZooKeeperServer:
         # connecting then is dropped; `srvr` names a mode only once sessions
         # are accepted. `conf` proves the answer comes from this server and
         # not from another one that already held the port.
-        if "Mode: " not in four_letter_word(self.port, "srvr"):
+        tls = self.tls.context() if self.tls else None
+        if "Mode: " not in four_letter_word(self.port, "srvr", tls=tls):
             return False
-        return f"dataDir={self.directory / 'data'}/" in four_letter_word(self.port, "conf")
+        conf = four_letter_word(self.port, "conf", tls=tls)
+        return f"dataDir={self.directory / 'data'}/" in conf
 
     def log_tail(self, lines: int = 40) -> str:
         try:
