@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import configparser
+import math
+import os
 import shlex
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reconciler import validate
 from reconciler.errors import ConfigError
 
 SECTION = "zkdeployment"
@@ -57,6 +62,9 @@ KEYS = {
     "dnf-repository",
 }
 
+# Keys split like a shell command line: quotes may span lines.
+MULTI_LINE = {"after", "dnf-options"}
+
 
 def fetch_reference(value: str, base: Path) -> str | None:
     """A literal, or the stripped content of a `file://` or `http(s)://` reference.
@@ -67,7 +75,8 @@ def fetch_reference(value: str, base: Path) -> str | None:
     if value.startswith("file://"):
         path = base / value[len("file://") :]
         try:
-            return path.read_text().strip()
+            with open(path, "rb") as f:
+                return _decoded(f.read(validate.MAX_TEXT + 1), str(path))
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -75,8 +84,7 @@ def fetch_reference(value: str, base: Path) -> str | None:
     if value.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(value, timeout=10) as response:
-                body: bytes = response.read()
-                return body.decode().strip()
+                return _decoded(response.read(validate.MAX_TEXT + 1), value)
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None
@@ -84,6 +92,36 @@ def fetch_reference(value: str, base: Path) -> str | None:
         except (urllib.error.URLError, OSError) as e:
             raise ConfigError(f"Can't fetch {value}: {e}") from None
     return value
+
+
+def _decoded(data: bytes, where: str) -> str:
+    """The stripped UTF-8 text of a referenced value (read with one byte
+    more than allowed, so that a too long value is noticed)."""
+    if len(data) > validate.MAX_TEXT:
+        raise ConfigError(f"{where}: longer than {validate.MAX_TEXT} bytes")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8") from None
+
+
+def read_ini(path: Path) -> configparser.ConfigParser:
+    """The parsed file; not UTF-8 or not INI: a ConfigError naming the line."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"Can't read configuration {path}: {e.strerror}") from None
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8") from None
+    try:
+        parser.read_string(content, source=str(path))
+    except configparser.Error as e:
+        raise ConfigError(validate.printable(f"{path}: {' '.join(str(e).split())}")) from None
+    return parser
 
 
 def repository_url(value: str, base: Path) -> str:
@@ -94,27 +132,36 @@ def repository_url(value: str, base: Path) -> str:
     return "file://" + str(base / value)
 
 
-def load(path: Path) -> Config:
-    """Read and check a configuration file; every problem is a ConfigError."""
-    parser = configparser.ConfigParser(interpolation=None)
+@contextmanager
+def refused(path: Path) -> Iterator[None]:
+    """A value `validate` refuses: one line naming the file."""
     try:
-        with open(path) as f:
-            parser.read_file(f)
-    except OSError as e:
-        raise ConfigError(f"Can't read configuration {path}: {e.strerror}") from None
-    except configparser.Error as e:
-        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
+        yield
+    except validate.Invalid as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def load(path: Path) -> Config:
+    """Read and check a configuration file; every problem is a ConfigError
+    of one line naming the file (and the key)."""
+    parser = read_ini(path)
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path}: no [{SECTION}] section")
     section = parser[SECTION]
     unknown = sorted(set(section) - KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [{SECTION}]")
+        raise ConfigError(f"{path}: unknown key {validate.shown(unknown[0])} in [{SECTION}]")
     base = path.resolve().parent
 
+    with refused(path):
+        for key in section:
+            # Only the split-like-a-shell-line keys may span lines.
+            validate.text(section[key], key, newlines=key in MULTI_LINE)
     host_id = fetch_reference(section.get("host-id", ""), base)
     if not host_id:
         raise ConfigError("host-id not specified")
+    with refused(path):
+        validate.host_id(host_id)
     if not section.get("run-directory", "").strip():
         raise ConfigError("run-directory not specified")
 
@@ -122,21 +169,34 @@ def load(path: Path) -> Config:
         "host_id": host_id,
         "run_directory": base / section["run-directory"].strip(),
     }
-    if "role" in section:
-        values["role"] = fetch_reference(section["role"], base) or None
+    with refused(path):
+        if "role" in section:
+            role = fetch_reference(section["role"], base) or None
+            values["role"] = role and validate.node_name(role, "role")
+        if "host-name" in section:
+            values["host_name"] = validate.node_name(section["host-name"].strip(), "host-name")
     if "after" in section:
         try:
             values["after"] = tuple(shlex.split(section["after"], comments=False))
         except ValueError as e:
             raise ConfigError(f"{path}: after: {e}") from None
-    for key in ("host-name", "zookeeper", "zookeeper-session-timeout", "package-manager"):
+    for key in ("zookeeper", "zookeeper-session-timeout", "package-manager"):
         if key in section:
             values[key.replace("-", "_")] = section[key].strip()
     for key in ("tree", "root"):
         if key in section:
             values[key] = base / section[key].strip()
-    if "path" in section:
-        values["path"] = tuple(base / p for p in section["path"].split(":") if p.strip())
+    with refused(path):
+        if "path" in section:
+            entries = [p.strip() for p in section["path"].split(os.pathsep) if p.strip()]
+            if entries:
+                values["path"] = tuple(
+                    map(Path, validate.search_path(os.pathsep.join(entries), "path"))
+                )
+        # Commands are looked up on `path` then PATH: a relative entry there
+        # would run whatever the current directory holds.
+        if os.environ.get("PATH"):
+            validate.search_path(os.environ["PATH"], "PATH")
     if "dnf-options" in section:
         try:
             values["dnf_options"] = tuple(shlex.split(section["dnf-options"]))
@@ -149,8 +209,11 @@ def load(path: Path) -> Config:
     if section.get("dnf-repository", "").strip():
         values["dnf_repository"] = repository_url(section["dnf-repository"].strip(), base)
     try:
-        return Config.model_validate(values)
+        config = Config.model_validate(values)
     except ValidationError as e:
         first = e.errors()[0]
         key = str(first["loc"][0]).replace("_", "-") if first["loc"] else "?"
         raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+    if not math.isfinite(config.zookeeper_session_timeout):
+        raise ConfigError(f"{path}: zookeeper-session-timeout: not a finite number")
+    return config

@@ -2,6 +2,12 @@
 
 Command output gets its own level, OUTPUT, just above INFO: it is shown with
 the INFO messages but can be told apart from the agent's own messages.
+
+In text mode a record is one line: control characters in a message (a
+newline in a cluster version, an escape sequence in a node name) are shown
+escaped, so that data from outside can neither forge a record nor drive the
+terminal. Command output keeps its lines, each after the first indented, so
+no line of it can pass for a record either. JSON mode escapes by itself.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from reconciler.validate import printable
+
 if TYPE_CHECKING:
-    from loguru import Message
+    from loguru import Message, Record
 
 OUTPUT = "OUTPUT"
 logger.level(OUTPUT, no=21)
@@ -40,6 +48,23 @@ def _json_sink(stream: TextIO) -> Any:
     return sink
 
 
+TEXT_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} {level} {extra[printable]}\n{exception}"
+CONTINUATION = "\n    "
+
+
+def _text_format(record: Record) -> str:
+    message = record["message"]
+    if record["level"].name == OUTPUT:
+        # Tabs too are harmless in command output (tables).
+        text = CONTINUATION.join(
+            "\t".join(map(printable, line.split("\t"))) for line in message.split("\n")
+        )
+    else:
+        text = printable(message)
+    record["extra"]["printable"] = text
+    return TEXT_FORMAT
+
+
 def setup(json_lines: bool = False, stream: TextIO | None = None) -> None:
     """Send INFO and above to `stream` (stderr by default)."""
     out = stream or sys.stderr
@@ -50,7 +75,7 @@ def setup(json_lines: bool = False, stream: TextIO | None = None) -> None:
         logger.add(
             out,
             level="INFO",
-            format="{time:YYYY-MM-DD HH:mm:ss} {level} {message}",
+            format=_text_format,
             colorize=False,
             backtrace=False,
             diagnose=False,
