@@ -227,7 +227,9 @@ def run_daemon(
     agent = Agent(config, verbose=verbose)
     try:
         if plan_only:
-            agent.deployer.print_plan(cluster_version(read_properties(agent.client, HOSTS)))
+            # No /hosts yet (nothing synced): a plan for no version, not a traceback.
+            hosts = read_properties(agent.client, HOSTS) if agent.client.exists(HOSTS) else {}
+            agent.deployer.print_plan(cluster_version(hosts))
             return 0
         try:
             agent.start()

@@ -194,3 +194,15 @@ def test_a_converged_host_with_a_quoted_looking_version_is_ok(monitor: Monitor) 
     monitor.cluster('"x"', version='"x"')
     RunDirectory(monitor.status_file.parent).write_status('"x"', "done")
     assert monitor() == (0, "")
+
+
+@pytest.mark.parametrize(
+    "version", ["\ud800", "x\ny", "release 7", '"x"', 1.5, 10**20, True, "é", ""]
+)
+def test_every_json_scalar_round_trips_through_the_status_file(
+    monitor: Monitor, version: Any
+) -> None:
+    # "\ud800" used to make writing the status file raise (and the daemon die).
+    RunDirectory(monitor.status_file.parent).write_status(version, "done")
+    monitor.cluster(version, version=version)
+    assert monitor() == (0, "")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 from loguru import logger
 
 from reconciler import logs, validate
+from reconciler.cli import main
 from reconciler.commands.hosts import table
 from reconciler.errors import TreeContentError
 from reconciler.model import HostIdentity, desired_state
@@ -153,3 +155,17 @@ def test_hosts_table_shows_escape_sequences_escaped(zk: KazooClient) -> None:
         "yes",
         "bad\\x1b]0;x\\x07",
     ]
+
+
+def test_plan_against_a_zookeeper_without_hosts(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "agent.cfg"
+    config.write_text(
+        f"[zkdeployment]\nhost-id = h1\nrun-directory = run\nroot = root\nzookeeper = {zk_chroot}\n"
+    )
+    assert zk.exists("/hosts") is None
+    assert main(["--plan", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "# cluster version None, host version None"
+    assert zk.exists("/hosts") is None  # a plan changes nothing

@@ -100,7 +100,9 @@ def parse_status(line: str) -> Status:
         version, text = quoted, rest[end + 1 :]
     else:
         version, _, text = rest.partition(" ")
-    if not version or not text or "\n" in text:
+        if not version:
+            raise InvalidStatus("no version")
+    if not text or "\n" in text:
         raise InvalidStatus("expected <time> <pid> <version> <status>")
     return Status(float(fields[0]), version, text)
 
