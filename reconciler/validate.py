@@ -10,7 +10,6 @@ one way text from outside reaches a terminal or a log line.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -163,9 +162,3 @@ def search_path(value: str, what: str) -> list[str]:
             shown_entry = repr(entry) if entry else "an empty entry (the current directory)"
             raise Invalid(f"{what}: {printable(shown_entry)} is not an absolute directory")
     return entries
-
-
-def json_scalar_text(value: Any) -> str:
-    """A JSON scalar as JSON text that any reader decodes back to `value`;
-    ASCII, so a lone surrogate can always be written."""
-    return json.dumps(value, ensure_ascii=True)
