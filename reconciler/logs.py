@@ -6,14 +6,16 @@ the INFO messages but can be told apart from the agent's own messages.
 In text mode a record is one line: control characters in a message (a
 newline in a cluster version, an escape sequence in a node name) are shown
 escaped, so that data from outside can neither forge a record nor drive the
-terminal. Command output keeps its lines, each after the first indented, so
-no line of it can pass for a record either. JSON mode escapes by itself.
+terminal. Command output and tracebacks keep their lines, each after the
+first indented, so no line of them can pass for a record either. JSON mode
+escapes by itself.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
@@ -27,6 +29,13 @@ OUTPUT = "OUTPUT"
 logger.level(OUTPUT, no=21)
 
 
+def _traceback(record: Record) -> str | None:
+    exc = record["exception"]
+    if exc is None:
+        return None
+    return "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+
+
 def _json_sink(stream: TextIO) -> Any:
     def sink(message: Message) -> None:
         record = message.record
@@ -35,32 +44,34 @@ def _json_sink(stream: TextIO) -> Any:
             "message": record["message"],
             "time": record["time"].isoformat(),
         }
-        if record["exception"] is not None:
-            import traceback
-
-            exc = record["exception"]
-            entry["exception"] = "".join(
-                traceback.format_exception(exc.type, exc.value, exc.traceback)
-            )
+        trace = _traceback(record)
+        if trace is not None:
+            entry["exception"] = trace
         stream.write(json.dumps(entry) + "\n")
         stream.flush()
 
     return sink
 
 
-TEXT_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} {level} {extra[printable]}\n{exception}"
+TEXT_FORMAT = "{time:YYYY-MM-DD HH:mm:ss} {level} {extra[printable]}\n"
 CONTINUATION = "\n    "
+
+
+def _lines(text: str) -> str:
+    """Several lines as one record: each escaped, those after the first
+    indented (tabs too are harmless in command output and tracebacks)."""
+    return CONTINUATION.join(
+        "\t".join(map(printable, line.split("\t"))) for line in text.split("\n")
+    )
 
 
 def _text_format(record: Record) -> str:
     message = record["message"]
-    if record["level"].name == OUTPUT:
-        # Tabs too are harmless in command output (tables).
-        text = CONTINUATION.join(
-            "\t".join(map(printable, line.split("\t"))) for line in message.split("\n")
-        )
-    else:
-        text = printable(message)
+    text = _lines(message) if record["level"].name == OUTPUT else printable(message)
+    trace = _traceback(record)
+    if trace is not None:
+        # An exception's message may quote data from outside, too.
+        text += CONTINUATION + _lines(trace.rstrip("\n"))
     record["extra"]["printable"] = text
     return TEXT_FORMAT
 

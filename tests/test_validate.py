@@ -169,3 +169,15 @@ def test_plan_against_a_zookeeper_without_hosts(
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "# cluster version None, host version None"
     assert zk.exists("/hosts") is None  # a plan changes nothing
+
+
+def test_tracebacks_in_text_logs_are_indented(text_log: io.StringIO) -> None:
+    try:
+        raise ValueError("bad\n2026-01-01 00:00:00 CRITICAL forged \x1b[2J")
+    except ValueError as e:
+        logger.opt(exception=e).error("deploying")
+    lines = text_log.getvalue().splitlines()
+    assert lines[0].endswith(" ERROR deploying")
+    assert lines[1] == "    Traceback (most recent call last):"
+    assert all(line.startswith("    ") for line in lines[1:])
+    assert lines[-1] == "    2026-01-01 00:00:00 CRITICAL forged \\x1b[2J"
