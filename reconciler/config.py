@@ -155,8 +155,11 @@ def load(path: Path) -> Config:
 
     with refused(path):
         for key in section:
-            # Only the split-like-a-shell-line keys may span lines.
-            validate.text(section[key], key, newlines=key in MULTI_LINE)
+            # Only the split-like-a-shell-line keys may span lines; they and
+            # `path` hold lists, so may be longer.
+            long = key in MULTI_LINE or key == "path"
+            limit = 16 * validate.MAX_TEXT if long else validate.MAX_TEXT
+            validate.text(section[key], key, limit, newlines=key in MULTI_LINE)
     host_id = fetch_reference(section.get("host-id", ""), base)
     if not host_id:
         raise ConfigError("host-id not specified")
