@@ -111,6 +111,22 @@ def test_record_names_are_injective_and_read_back(path: str) -> None:
     assert "/" not in record_name(path)
 
 
+@pytest.mark.parametrize("name", ["%ff", "a%2Fb", "a%2cb", "a,b%", "%C3%A9"])
+def test_names_record_name_never_gives_are_not_records(name: str) -> None:
+    assert path_from_record_name(name) is None
+
+
+def test_odd_files_in_etc_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / "opt/z4m/bin").mkdir(parents=True)
+    (tmp_path / "opt/z4m/bin/zookeeper-deploy").write_text("#!/bin/sh\n")
+    etc = tmp_path / "etc/z4m"
+    etc.mkdir(parents=True)
+    for name in ["a.\u00b2.deployed", "a.\u00b2.script", "%ff.0.script", "b.0.deployed"]:
+        (etc / name).write_text("\xff")
+    deployments = FileSystem(tmp_path).read().deployments
+    assert [(d.path, d.n) for d in deployments] == [("/b", 0)]
+
+
 def test_record_names_differ_where_deployed_names_meet() -> None:
     assert record_name("/x/y") != record_name("/x,y")
     assert record_name("/a%2Cb") != record_name("/a,b")

@@ -57,11 +57,11 @@ class FileSystem:
             for record in sorted(directory.glob("*.script")):
                 stem, _, n = record.name[: -len(".script")].rpartition(".")
                 path = path_from_record_name(stem)
-                if path is not None and n.isdigit():
+                if path is not None and _number(n):
                     recorded.setdefault((path_name(path), n), []).append(path)
             for deployed in sorted(directory.glob("*.deployed")):
                 stem, _, n = deployed.name[: -len(".deployed")].rpartition(".")
-                if not stem or not n.isdigit():
+                if not stem or not _number(n):
                     continue
                 for path in recorded.get((stem, n), ["/" + stem.replace(",", "/")]):
                     rpm = (
@@ -125,11 +125,17 @@ def path_from_record_name(name: str) -> str | None:
     """The inverse of `record_name`; None for a name it never gives."""
     segments = []
     for segment in name.split(","):
-        decoded = unquote(segment, errors="strict")
+        # A broken escape decodes to U+FFFD, which never round-trips.
+        decoded = unquote(segment, errors="replace")
         if record_name("/" + decoded) != segment:
             return None
         segments.append(decoded)
     return "/" + "/".join(segments)
+
+
+def _number(text: str) -> bool:
+    # ASCII only: "²".isdigit() holds, but int("²") fails.
+    return text.isascii() and text.isdigit()
 
 
 def _subdirs(directory: Path) -> list[Path]:
