@@ -62,6 +62,8 @@ KEYS = {
     "dnf-repository",
 }
 
+# A configuration is a few lines; a bigger file is not one.
+MAX_FILE = 1024 * 1024
 # Keys split like a shell command line: quotes may span lines.
 MULTI_LINE = {"after", "dnf-options"}
 
@@ -109,9 +111,12 @@ def read_ini(path: Path) -> configparser.ConfigParser:
     """The parsed file; not UTF-8 or not INI: a ConfigError naming the line."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
     except OSError as e:
         raise ConfigError(f"Can't read configuration {path}: {e.strerror}") from None
+    if len(data) > MAX_FILE:
+        raise ConfigError(f"{path}: larger than {MAX_FILE} bytes")
     try:
         content = data.decode("utf-8")
     except UnicodeDecodeError as e:

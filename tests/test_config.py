@@ -154,6 +154,12 @@ def test_long_values_are_refused(tmp_path: Path) -> None:
         load(write(tmp_path, BASE + f"host-id = file://{tmp_path}/id\n"))
 
 
+def test_huge_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "host-id = 1\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="larger than 1048576 bytes"):
+        load(path)
+
+
 def test_newline_in_a_referenced_host_id(tmp_path: Path) -> None:
     (tmp_path / "id").write_text("h1\nh2\n")
     path = write(tmp_path, BASE + f"host-id = file://{tmp_path}/id\n")
