@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from reconciler.rundir import RunDirectory, version_text
 from reconciler.sync import version_key
 
 EXAMPLES = int(os.environ.get("RECONCILER_FUZZ_EXAMPLES", "150"))
+# A long run writes (and fsyncs) a status file per example.
+pytestmark = pytest.mark.timeout(max(120, EXAMPLES // 10))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
