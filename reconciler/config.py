@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shlex
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reconciler import validate
 from reconciler.errors import ConfigError
 
 SECTION = "zkdeployment"
@@ -26,7 +30,7 @@ class ZooKeeperOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     zookeeper: str = DEFAULT_ZOOKEEPER
-    zookeeper_session_timeout: float = Field(default=10.0, gt=0)
+    zookeeper_session_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     # The secret itself is read only when connecting (reconciler.zk.connect).
     zookeeper_auth_file: Path | None = None
     zookeeper_sasl_mechanism: Literal["DIGEST-MD5", "GSSAPI"] | None = None
@@ -94,6 +98,11 @@ KEYS = {
     "metrics-file",
 }
 
+# A configuration is a few lines; a bigger file is not one.
+MAX_FILE = 1024 * 1024
+# Keys split like a shell command line: quotes may span lines.
+MULTI_LINE = {"after", "dnf-options"}
+
 
 def fetch_reference(value: str, base: Path) -> str | None:
     """A literal, or the stripped content of a `file://` or `http(s)://` reference.
@@ -104,7 +113,8 @@ def fetch_reference(value: str, base: Path) -> str | None:
     if value.startswith("file://"):
         path = base / value[len("file://") :]
         try:
-            return path.read_text().strip()
+            with open(path, "rb") as f:
+                return _decoded(f.read(validate.MAX_TEXT + 1), str(path))
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -112,8 +122,7 @@ def fetch_reference(value: str, base: Path) -> str | None:
     if value.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(value, timeout=10) as response:
-                body: bytes = response.read()
-                return body.decode().strip()
+                return _decoded(response.read(validate.MAX_TEXT + 1), value)
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None
@@ -121,6 +130,39 @@ def fetch_reference(value: str, base: Path) -> str | None:
         except (urllib.error.URLError, OSError) as e:
             raise ConfigError(f"Can't fetch {value}: {e}") from None
     return value
+
+
+def _decoded(data: bytes, where: str) -> str:
+    """The stripped UTF-8 text of a referenced value (read with one byte
+    more than allowed, so that a too long value is noticed)."""
+    if len(data) > validate.MAX_TEXT:
+        raise ConfigError(f"{where}: longer than {validate.MAX_TEXT} bytes")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8") from None
+
+
+def read_ini(path: Path) -> configparser.ConfigParser:
+    """The parsed file; not UTF-8 or not INI: a ConfigError naming the line."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
+    except OSError as e:
+        raise ConfigError(f"Can't read configuration {path}: {e.strerror}") from None
+    if len(data) > MAX_FILE:
+        raise ConfigError(f"{path}: larger than {MAX_FILE} bytes")
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8") from None
+    try:
+        parser.read_string(content, source=str(path))
+    except configparser.Error as e:
+        raise ConfigError(validate.printable(f"{path}: {' '.join(str(e).split())}")) from None
+    return parser
 
 
 def repository_url(value: str, base: Path) -> str:
@@ -131,21 +173,23 @@ def repository_url(value: str, base: Path) -> str:
     return "file://" + str(base / value)
 
 
-def _section(path: Path) -> configparser.SectionProxy:
-    parser = configparser.ConfigParser(interpolation=None)
+@contextmanager
+def refused(path: Path) -> Iterator[None]:
+    """A value `validate` refuses: one line naming the file."""
     try:
-        with open(path) as f:
-            parser.read_file(f)
-    except OSError as e:
-        raise ConfigError(f"Can't read configuration {path}: {e.strerror}") from None
-    except configparser.Error as e:
-        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
+        yield
+    except validate.Invalid as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _section(path: Path) -> configparser.SectionProxy:
+    parser = read_ini(path)
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path}: no [{SECTION}] section")
     section = parser[SECTION]
     unknown = sorted(set(section) - KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [{SECTION}]")
+        raise ConfigError(f"{path}: unknown key {validate.shown(unknown[0])} in [{SECTION}]")
     return section
 
 
@@ -180,13 +224,23 @@ def load_zookeeper(path: Path) -> ZooKeeperOptions:
 
 
 def load(path: Path) -> Config:
-    """Read and check a configuration file; every problem is a ConfigError."""
+    """Read and check a configuration file; every problem is a ConfigError
+    of one line naming the file (and the key)."""
     section = _section(path)
     base = path.resolve().parent
 
+    with refused(path):
+        for key in section:
+            # Only the split-like-a-shell-line keys may span lines; they and
+            # `path` hold lists, so may be longer.
+            long = key in MULTI_LINE or key == "path"
+            limit = 16 * validate.MAX_TEXT if long else validate.MAX_TEXT
+            validate.text(section[key], key, limit, newlines=key in MULTI_LINE)
     host_id = fetch_reference(section.get("host-id", ""), base)
     if not host_id:
         raise ConfigError("host-id not specified")
+    with refused(path):
+        validate.host_id(host_id)
     if not section.get("run-directory", "").strip():
         raise ConfigError("run-directory not specified")
 
@@ -195,23 +249,35 @@ def load(path: Path) -> Config:
         "host_id": host_id,
         "run_directory": base / section["run-directory"].strip(),
     }
-    if "role" in section:
-        values["role"] = fetch_reference(section["role"], base) or None
+    with refused(path):
+        if "role" in section:
+            role = fetch_reference(section["role"], base) or None
+            values["role"] = role and validate.node_name(role, "role")
+        if "host-name" in section:
+            values["host_name"] = validate.node_name(section["host-name"].strip(), "host-name")
     if "after" in section:
         try:
             values["after"] = tuple(shlex.split(section["after"], comments=False))
         except ValueError as e:
             raise ConfigError(f"{path}: after: {e}") from None
-    for key in ("host-name", "package-manager"):
-        if key in section:
-            values[key.replace("-", "_")] = section[key].strip()
+    if "package-manager" in section:
+        values["package_manager"] = section["package-manager"].strip()
     if section.get("metrics-address", "").strip():
         values["metrics_address"] = section["metrics-address"].strip()
     for key in ("tree", "root", "metrics-file"):
         if key in section:
             values[key.replace("-", "_")] = base / section[key].strip()
-    if "path" in section:
-        values["path"] = tuple(base / p for p in section["path"].split(":") if p.strip())
+    with refused(path):
+        if "path" in section:
+            entries = [p.strip() for p in section["path"].split(os.pathsep) if p.strip()]
+            if entries:
+                values["path"] = tuple(
+                    map(Path, validate.search_path(os.pathsep.join(entries), "path"))
+                )
+        # Commands are looked up on `path` then PATH: a relative entry there
+        # would run whatever the current directory holds.
+        if os.environ.get("PATH"):
+            validate.search_path(os.environ["PATH"], "PATH")
     if "dnf-options" in section:
         try:
             values["dnf_options"] = tuple(shlex.split(section["dnf-options"]))

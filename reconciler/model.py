@@ -17,6 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from reconciler.errors import TreeContentError
 from reconciler.tree import Node, TreeError, join_path, resolved_properties
+from reconciler.validate import (
+    Invalid,
+    instances,
+    package_problem,
+    printable,
+    shown,
+    version_problem,
+)
 
 VERSIONED_RPM = re.compile(r"(\S+)-\d+(\.\d+)*$")
 VCS_VERSION = re.compile(r"^(git|svn|svn\+[a-z]+|file):")
@@ -109,9 +117,15 @@ def is_vcs(version: Version) -> bool:
 
 
 def check_name(name: str, what: str, where: str) -> None:
-    """Refuse names that could escape /opt or /etc or be read as options."""
+    """Refuse names that could escape /opt or /etc, be read as options or
+    (by yum) as globs or groups."""
     if not name or UNSAFE.search(name) or ".." in name or name.startswith("-") or name == ".":
-        raise TreeContentError(f"Unsafe {what} {name!r} at {where}")
+        raise TreeContentError(f"Unsafe {what} {shown(name)} at {printable(where)}")
+    # Package names and versions also go to yum, which expands globs.
+    checks = {"package name": package_problem, "version": version_problem}
+    problem = checks[what](name) if what in checks else None
+    if problem:
+        raise TreeContentError(f"Unsafe {what} {shown(name)} at {printable(where)}: {problem}")
 
 
 def _targets(path: str, deploy: Node, host: HostIdentity) -> list[str]:
@@ -135,10 +149,10 @@ def _targets(path: str, deploy: Node, host: HostIdentity) -> list[str]:
 
 
 def _instances(target_path: str, properties: dict[str, Any]) -> int:
-    n = properties.get("n", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise TreeContentError(f"Invalid n for {target_path}: {n!r}")
-    return n
+    try:
+        return instances(properties.get("n", 1))
+    except Invalid as e:
+        raise TreeContentError(f"Invalid n for {printable(target_path)}: {e}") from None
 
 
 def _properties(root: Node, path: str) -> dict[str, Any]:

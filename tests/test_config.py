@@ -11,6 +11,7 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.config import load
+from reconciler.errors import ConfigError
 
 BASE = "[zkdeployment]\nrun-directory = run\n"
 
@@ -121,3 +122,112 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--no-such-option"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("host_id", "message"),
+    [
+        ("a/b", "host-id is not a valid node name: 'a/b'"),
+        (".", "host-id is not a valid node name: '.'"),
+        ("..", "host-id is not a valid node name: '..'"),
+        ("h\x1b[31m", "host-id holds a control character: 'h\\x1b[31m'"),
+    ],
+)
+def test_unusable_host_id_is_refused_in_every_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host_id: str, message: str
+) -> None:
+    (tmp_path / "id").write_text(host_id + "\n")
+    path = write(tmp_path, BASE + f"host-id = file://{tmp_path}/id\n")
+    # The daemon (no --once) refuses before connecting to anything.
+    for argv in (["--once", str(path)], [str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == f"{path}: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_long_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="host-id is longer than 1024 characters"):
+        load(write(tmp_path, BASE + "host-id = " + "x" * 2000 + "\n"))
+    (tmp_path / "id").write_text("x" * 2000)
+    with pytest.raises(ConfigError, match="id: longer than 1024 bytes"):
+        load(write(tmp_path, BASE + f"host-id = file://{tmp_path}/id\n"))
+
+
+def test_huge_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "host-id = 1\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="larger than 1048576 bytes"):
+        load(path)
+
+
+def test_newline_in_a_referenced_host_id(tmp_path: Path) -> None:
+    (tmp_path / "id").write_text("h1\nh2\n")
+    path = write(tmp_path, BASE + f"host-id = file://{tmp_path}/id\n")
+    with pytest.raises(ConfigError, match="host-id holds a control character: 'h1\\\\nh2'"):
+        load(path)
+
+
+def test_configuration_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agent.cfg"
+    path.write_bytes(BASE.encode() + b"host-id = caf\xe9\n")
+    assert main(["--once", str(path)]) == 2
+    assert capsys.readouterr().err == f"{path}:3: not UTF-8\n"
+
+
+def test_referenced_value_that_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "id").write_bytes(b"\xff\xfe")
+    path = write(tmp_path, BASE + f"host-id = file://{tmp_path}/id\n")
+    with pytest.raises(ConfigError, match="id: not UTF-8"):
+        load(path)
+
+
+def test_control_characters_in_values(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "host-id = 1\nzookeeper = zk\x1b[2J:2181\n")
+    with pytest.raises(ConfigError, match=r"zookeeper holds a control character"):
+        load(path)
+
+
+def test_relative_path_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, BASE + "host-id = 1\npath = /usr/local/bin:sandbox/bin\n")
+    assert main(["--once", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"{path}: path: 'sandbox/bin' is not an absolute directory\n"
+    )
+    assert load(write(tmp_path, BASE + "host-id = 1\npath = /a:/b\n")).path == (
+        Path("/a"),
+        Path("/b"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("/usr/bin:.", "'.'"),
+        ("bin:/usr/bin", "'bin'"),
+        ("/usr/bin::/bin", "an empty entry (the current directory)"),
+    ],
+)
+def test_relative_entry_on_path_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+    shown: str,
+) -> None:
+    path = write(tmp_path, BASE + "host-id = 1\n")
+    monkeypatch.setenv("PATH", value)
+    assert main(["--once", str(path)]) == 2
+    assert capsys.readouterr().err == f"{path}: PATH: {shown} is not an absolute directory\n"
+
+
+def test_infinite_session_timeout_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "host-id = 1\nzookeeper-session-timeout = inf\n")
+    with pytest.raises(ConfigError, match="zookeeper-session-timeout: .*finite number"):
+        load(path)
+
+
+def test_role_and_host_name_must_be_node_names(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="role is not a valid node name: 'a/b'"):
+        load(write(tmp_path, BASE + "host-id = 1\nrole = a/b\n"))
+    with pytest.raises(ConfigError, match="host-name is not a valid node name: '..'"):
+        load(write(tmp_path, BASE + "host-id = 1\nhost-name = ..\n"))

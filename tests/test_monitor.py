@@ -11,7 +11,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from reconciler.cli import main
-from reconciler.rundir import version_text
+from reconciler.rundir import RunDirectory, version_text
 from reconciler.zk.storage import encode
 
 HOST = "/hosts/h1"
@@ -70,9 +70,34 @@ def test_host_without_version(monitor: Monitor) -> None:
 
 
 def test_error(monitor: Monitor) -> None:
+    # The cluster was halted by the failure, then paused by an operator.
     monitor.status(2, "error")
-    monitor.cluster(None, version=1, error="Command failed: yum -y install z4m-666")
+    monitor.cluster(False, version=1, error="Command failed: yum -y install z4m-666")
     assert monitor() == (2, "Error deploying 2\n")
+
+
+def test_halted_cluster_warns_before_the_status_file(monitor: Monitor) -> None:
+    # As the original: after the host-registered check, before the status
+    # file (which need not even exist).
+    monitor.cluster(None, version=1, error="Command failed: yum -y install z4m-666")
+    assert monitor() == (1, "Cluster version is None\n")
+    monitor.status(2, "error")
+    assert monitor() == (1, "Cluster version is None\n")
+
+
+def test_unregistered_host_comes_before_a_halted_cluster(monitor: Monitor) -> None:
+    monitor.zk.create("/hosts", encode({"version": None}))
+    assert monitor() == (2, "Host not registered\n")
+
+
+def test_float_time_of_the_original_agent(monitor: Monitor) -> None:
+    monitor.cluster(42, version=42)
+    monitor.status_file.write_text(f"{time.time():.6f} 1 42 done\n")
+    assert monitor() == (0, "")
+    monitor.status_file.write_text(f"{time.time() - 300:.6f} 1 42 installing foo\n")
+    code, out = monitor()
+    assert code == 1
+    assert out.startswith("Too long deploying 42 (installing foo; 30")
 
 
 def test_done_but_host_node_differs(monitor: Monitor) -> None:
@@ -139,5 +164,45 @@ def test_bad_configuration_is_critical_on_stdout(monitor: Monitor) -> None:
 
 
 def test_damaged_status_file(monitor: Monitor) -> None:
+    monitor.cluster(1, version=1)
     monitor.status_file.write_text("garbage\n")
     assert monitor() == (2, f"Invalid status file {monitor.status_file}: 'garbage'\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["nan 1 1 done", "inf 1 1 done", "1 x 1 done", "1 1 1", '1 1 "1 done', '1 1 "1"done'],
+)
+def test_status_lines_with_no_sense_are_invalid(monitor: Monitor, text: str) -> None:
+    monitor.cluster(1, version=1)
+    monitor.status_file.write_text(text + "\n")
+    assert monitor() == (2, f"Invalid status file {monitor.status_file}: {text!r}\n")
+
+
+def test_escape_sequences_never_reach_the_terminal(monitor: Monitor) -> None:
+    hostile = "\x1b]0;owned\x07\ud800"
+    monitor.cluster(hostile, version=hostile)
+    RunDirectory(monitor.status_file.parent).write_status("1", "done")
+    code, out = monitor()
+    assert code == 2
+    assert out == "Version mismatch (status: 1, zk: \\x1b]0;owned\\x07\\ud800)\n"
+    assert out.isprintable() or out[:-1].isprintable()
+
+
+def test_a_converged_host_with_a_quoted_looking_version_is_ok(monitor: Monitor) -> None:
+    # `"x"`: a JSON string that looks quoted used to read back as `x`.
+    monitor.cluster('"x"', version='"x"')
+    RunDirectory(monitor.status_file.parent).write_status('"x"', "done")
+    assert monitor() == (0, "")
+
+
+@pytest.mark.parametrize(
+    "version", ["\ud800", "x\ny", "release 7", '"x"', 1.5, 10**20, True, "é", ""]
+)
+def test_every_json_scalar_round_trips_through_the_status_file(
+    monitor: Monitor, version: Any
+) -> None:
+    # "\ud800" used to make writing the status file raise (and the daemon die).
+    RunDirectory(monitor.status_file.parent).write_status(version, "done")
+    monitor.cluster(version, version=version)
+    assert monitor() == (0, "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler.commands import wait
 from reconciler.commands.tree import add_zookeeper_option, client_for
+from reconciler.validate import printable
 from reconciler.zk.fleet import Fleet, read_fleet
 
 COLUMNS = ("ID", "NAME", "ROLE", "VERSION", "CONVERGED", "ERROR")
@@ -69,11 +70,12 @@ def table(fleet: Fleet) -> str:
         )
         for host in fleet.hosts
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [f"cluster version: {fleet.version}{state(fleet)}"]
+    shown = [[printable(cell) for cell in row] for row in rows]  # node data, to a terminal
+    widths = [max(len(row[i]) for row in shown) for i in range(len(COLUMNS))]
+    lines = [f"cluster version: {printable(str(fleet.version))}{state(fleet)}"]
     lines += [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
+        for row in shown
     ]
     return "\n".join(lines)
 

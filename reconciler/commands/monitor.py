@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from kazoo.exceptions import NoAuthError, NoNodeError
 from reconciler import config as configuration
 from reconciler.errors import ConfigError
 from reconciler.tree import join_path
+from reconciler.validate import printable, shown
 from reconciler.zk.connect import ZooKeeperUnavailable, connect, denied, settings
 from reconciler.zk.fleet import version_key
 from reconciler.zk.paths import HOSTS
@@ -65,21 +67,46 @@ def register(commands: Any) -> None:
 class Status:
     """The status file's line: `<unix time> <pid> <version> <status>`."""
 
-    time: int
+    time: float  # the original agent wrote `time.time()`, a float
     version: str  # as text: the file holds `rundir.version_text(v)`
     text: str
 
 
+class InvalidStatus(ValueError):
+    """Not a status line."""
+
+
+# Seconds since the epoch, as this agent (an integer) or the original (a
+# float) wrote them; never `nan` or `inf`, which have no age.
+TIME = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+PID = re.compile(r"[0-9]{1,12}")
+MAX_STATUS = 64 * 1024
+
+
 def parse_status(line: str) -> Status:
-    """Raises ValueError for a line that is not a status line."""
-    when, _pid, rest = line.strip().split(" ", 2)
+    """Raises InvalidStatus for anything that is not a status line."""
+    if len(line) > MAX_STATUS:
+        raise InvalidStatus("too long")
+    fields = line.strip("\n").split(" ", 2)
+    if len(fields) != 3 or not TIME.fullmatch(fields[0]) or not PID.fullmatch(fields[1]):
+        raise InvalidStatus("expected <time> <pid> <version> <status>")
+    rest = fields[2]
     if rest.startswith('"'):
-        # version_text quoted it (a string with blanks): compare the string.
-        quoted, end = json.JSONDecoder().raw_decode(rest)
-        version, text = str(quoted), rest[end:].lstrip(" ")
+        # version_text quoted it (not one printable word): compare the string.
+        try:
+            quoted, end = json.JSONDecoder().raw_decode(rest)
+        except ValueError:
+            raise InvalidStatus("bad quoted version") from None
+        if not isinstance(quoted, str) or rest[end : end + 1] != " ":
+            raise InvalidStatus("bad quoted version")
+        version, text = quoted, rest[end + 1 :]
     else:
-        version, text = rest.split(" ", 1)
-    return Status(int(when), version, text)
+        version, _, text = rest.partition(" ")
+        if not version:
+            raise InvalidStatus("no version")
+    if not text or "\n" in text:
+        raise InvalidStatus("expected <time> <pid> <version> <status>")
+    return Status(float(fields[0]), version, text)
 
 
 def check(
@@ -111,27 +138,20 @@ def check(
 def run(args: argparse.Namespace) -> int:
     code, line = monitor(args.config, args.zookeeper, args.warn, args.error)
     if line is not None:
-        print(line)
+        # Versions and status texts come from outside: one printable line.
+        print(printable(line))
     return code
 
 
 def monitor(
     config_path: Path, connection: str | None, warn: int, error: int
 ) -> tuple[int, str | None]:
+    """The checks, in the order of operations.md: configuration, host node,
+    cluster version, status file, then what the status says."""
     try:
         config = configuration.load(config_path)
     except ConfigError as e:
         return CRITICAL, str(e)
-    status_file = config.run_directory / "status"
-    try:
-        line = status_file.read_text()
-    except OSError as e:
-        return CRITICAL, str(e)
-    try:
-        status = parse_status(line)
-    except ValueError:
-        return CRITICAL, f"Invalid status file {status_file}: {line.strip()!r}"
-
     try:
         zk = settings(config, connection)
         client = connect(zk)
@@ -151,4 +171,16 @@ def monitor(
     finally:
         client.stop()
         client.close()
+    if cluster is None:
+        return WARNING, "Cluster version is None"
+
+    status_file = config.run_directory / "status"
+    try:
+        line = status_file.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
+        return CRITICAL, str(e)
+    try:
+        status = parse_status(line)
+    except InvalidStatus:
+        return CRITICAL, f"Invalid status file {status_file}: {shown(line.strip())}"
     return check(status, host, cluster, time.time(), warn, error)
