@@ -164,7 +164,7 @@ def deploy_targets(node: Node) -> list[str]:
 
 def _deployables(root: Node) -> Iterator[tuple[str, Node]]:
     for path, node in root.walk():
-        if "deploy" in node.children and "type" in node.properties:
+        if "deploy" in node.children and node.has_property("type"):
             yield path, node
 
 

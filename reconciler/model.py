@@ -122,7 +122,7 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
     deployments: list[Deployment] = []
     versions: dict[str, Version] = {}
     for path, node in root.walk():
-        if "deploy" not in node.children or "type" not in node.properties:
+        if "deploy" not in node.children or not node.has_property("type"):
             continue
         properties = _properties(root, path)
         targets = _targets(path, node.children["deploy"], host)
