@@ -19,7 +19,7 @@ from pathlib import Path
 from reconciler import treefmt
 from reconciler.errors import TreeContentError
 from reconciler.model import HostIdentity, desired_state
-from reconciler.tree import Node
+from reconciler.tree import Node, shown
 
 TRIMMED_SUFFIX = ".zk"
 UNTRIMMED_SUFFIX = ".zkx"
@@ -88,7 +88,7 @@ def load(paths: Sequence[tuple[str, Path]]) -> tuple[list[TreeFile], list[Proble
             text = path.read_text(encoding="utf-8")
             tree = treefmt.parse(text, name)
         except treefmt.TreeFormatError as e:
-            problems.append(Problem(f"{e.filename}:{e.lineno}", f"{e.problem}: {e.line}"))
+            problems.append(Problem(f"{e.filename}:{e.lineno}", f"{e.problem}: {shown(e.line)}"))
             continue
         except UnicodeDecodeError:
             problems.append(Problem(name, "Not UTF-8 text"))
@@ -115,12 +115,15 @@ def merge(files: Iterable[TreeFile]) -> Node:
 
 
 def _overlay(target: Node, source: Node, trim: bool) -> None:
-    target.properties = dict(source.properties)
-    if trim:
-        for name in [n for n in target.children if n not in source.children]:
-            del target.children[name]
-    for name, child in source.children.items():
-        _overlay(target.child(name), child, trim)
+    # Iterative: a tree may be nested deeper than Python's recursion limit.
+    todo = [(target, source)]
+    while todo:
+        target, source = todo.pop()
+        target.properties = dict(source.properties)
+        if trim:
+            for name in [n for n in target.children if n not in source.children]:
+                del target.children[name]
+        todo.extend((target.child(name), child) for name, child in source.children.items())
 
 
 def lint(

@@ -7,6 +7,8 @@ no I/O.
 
 from __future__ import annotations
 
+import json
+import math
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +16,12 @@ from typing import Any
 
 LINK_SUFFIX = " ->"
 PROPERTY_LINK_SUFFIX = " =>"
+
+# Limits on property values (tree text and node data alike), so that every
+# value can be stored, printed and compared without hitting Python's limits.
+MAX_DEPTH = 100
+MAX_INT_DIGITS = 4300
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 
 class TreeError(Exception):
@@ -162,3 +170,50 @@ def shown(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def json_value(value: Any, depth: int = 0) -> Any:
+    """`value` as it can be stored in a node's JSON data, as zc.zk's
+    `json.dumps` stores it: tuples become lists, dict keys that are numbers,
+    booleans or None become strings. Raises ValueError for anything JSON
+    can't hold faithfully or beyond the limits (MAX_DEPTH, MAX_INT_DIGITS,
+    valid Unicode)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise ValueError(f"integer of more than {MAX_INT_DIGITS} digits")
+        return value
+    if isinstance(value, str):
+        if not _valid_unicode(value):
+            raise ValueError("lone surrogate in a string")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return value
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, list | tuple):
+        return [json_value(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_json_key(key): json_value(item, depth + 1) for key, item in value.items()}
+    raise ValueError(f"{type(value).__name__} not allowed")
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return str(json_value(key))
+    if key is None or isinstance(key, bool | int | float):
+        # json.dumps's own spelling: 80 -> "80", True -> "true", None -> "null".
+        text: str = json.dumps(json_value(key))
+        return text
+    raise ValueError("dict keys must be strings or numbers")
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

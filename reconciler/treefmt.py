@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import ast
 import io
-import json
-import math
 import re
 import tokenize
 from dataclasses import dataclass
@@ -28,10 +26,12 @@ from typing import Any
 
 from reconciler.tree import (
     LINK_SUFFIX,
+    MAX_INT_DIGITS,
     PROPERTY_LINK_SUFFIX,
     Node,
     TreeError,
     join_path,
+    json_value,
     shown,
     split_path,
 )
@@ -39,12 +39,6 @@ from reconciler.tree import (
 INDENT = "  "
 # Python 2's (so zc.zk's) whitespace: `str.strip()` and `\s` on bytes.
 WHITESPACE = " \t\n\r\x0b\x0c"
-# Limits on values (tree text and node data alike), so that every value can
-# be stored, printed and compared without hitting Python's own limits.
-MAX_DEPTH = 100
-MAX_INT_DIGITS = 4300
-_INT_LIMIT = 10**MAX_INT_DIGITS
-
 _PROPERTY_LINK = re.compile(r"(\S+)\s*=>\s*(\S+(?:\s+\S+)?)", re.ASCII)
 _LINK_START = re.compile(r"\S+\s*(=>|->)", re.ASCII)
 _PROPERTY = re.compile(r"(\S+)\s*=\s*(\S.*)", re.ASCII | re.DOTALL)
@@ -246,53 +240,6 @@ def _without_long_suffix(text: str) -> str | None:
 
 
 _INTEGER_TOKEN = re.compile(r"0[xX][0-9a-fA-F]+|0[oO]?[0-7]+|[1-9][0-9]*|0", re.ASCII)
-
-
-def json_value(value: Any, depth: int = 0) -> Any:
-    """`value` as it can be stored in a node's JSON data, as zc.zk's
-    `json.dumps` stores it: tuples become lists, dict keys that are numbers,
-    booleans or None become strings. Raises ValueError for anything JSON
-    can't hold faithfully or beyond the limits (MAX_DEPTH, MAX_INT_DIGITS,
-    valid Unicode)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if not -_INT_LIMIT < value < _INT_LIMIT:
-            raise ValueError(f"integer of more than {MAX_INT_DIGITS} digits")
-        return value
-    if isinstance(value, str):
-        if not _valid_unicode(value):
-            raise ValueError("lone surrogate in a string")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("not a finite number")
-        return value
-    if depth >= MAX_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, list | tuple):
-        return [json_value(item, depth + 1) for item in value]
-    if isinstance(value, dict):
-        return {_json_key(key): json_value(item, depth + 1) for key, item in value.items()}
-    raise ValueError(f"{type(value).__name__} not allowed")
-
-
-def _json_key(key: Any) -> str:
-    if isinstance(key, str):
-        return str(json_value(key))
-    if key is None or isinstance(key, bool | int | float):
-        # json.dumps's own spelling: 80 -> "80", True -> "true", None -> "null".
-        text: str = json.dumps(json_value(key))
-        return text
-    raise ValueError("dict keys must be strings or numbers")
-
-
-def _valid_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def export(node: Node, path: str = "/", ephemeral: bool = False) -> str:

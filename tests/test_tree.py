@@ -222,6 +222,4 @@ def test_type_by_property_link_is_deployable() -> None:
         "/app\n  type => /types api\n  version => /types v\n  /deploy\n    /h1\n"
     )
     state = desired_state(root, HostIdentity(id="h1", name="h1"))
-    assert [(d.rpm, d.version, d.path) for d in state.deployments] == [
-        ("z4m-api", "1.0.0", "/app")
-    ]
+    assert [(d.rpm, d.version, d.path) for d in state.deployments] == [("z4m-api", "1.0.0", "/app")]
