@@ -19,11 +19,11 @@ from reconciler.tree import Node
 class TreeFileSource:
     def __init__(self, path: Path) -> None:
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as e:
             raise ConfigError(f"Can't read tree {path}: {e.strerror}") from None
         try:
-            self.root = treefmt.parse(text, str(path))
+            self.root = treefmt.parse_bytes(data, str(path))
         except treefmt.TreeFormatError as e:
             raise ConfigError(str(e)) from None
         hosts = self.root.get("/hosts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.tree import Node, TreeError
-from reconciler.treefmt import TreeFormatError, export, parse
+from reconciler.treefmt import TreeFormatError, export, parse, parse_bytes
 
 SPEC_EXAMPLE = """\
 # a node: slash + name
@@ -517,3 +518,16 @@ def test_round_trip_with_indented_top_level(tree: Node, indent: int) -> None:
 @given(node_names, subtrees)
 def test_subtree_export_then_parse_is_the_identity(name: str, subtree: Node) -> None:
     assert parse(export(subtree, "/x/" + name)) == Node(children={name: subtree})
+
+
+def test_tree_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    from reconciler.errors import ConfigError
+    from reconciler.filesource import TreeFileSource
+
+    bad = tmp_path / "bad.zk"
+    bad.write_bytes(b"/hosts\n  version = 1\n/a\n  x = '\xe9'\n")
+    with pytest.raises(TreeFormatError) as info:
+        parse_bytes(bad.read_bytes(), "bad.zk")
+    assert str(info.value) == "bad.zk:4: Not UTF-8 text:   x = '\ufffd'"
+    with pytest.raises(ConfigError, match=r"bad.zk:4: Not UTF-8 text"):
+        TreeFileSource(bad)
