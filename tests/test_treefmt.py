@@ -531,3 +531,17 @@ def test_tree_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     assert str(info.value) == "bad.zk:4: Not UTF-8 text:   x = '\ufffd'"
     with pytest.raises(ConfigError, match=r"bad.zk:4: Not UTF-8 text"):
         TreeFileSource(bad)
+
+
+def test_export_non_ascii_strings_as_unicode_literals() -> None:
+    # Issue 12 point 13: Python 2 zc.zk reads `u'...'` with escapes back as
+    # the same text; Python 3 reads both spellings.
+    tree = Node(
+        children={"a": Node({"s": "a\xa0b", "l": ["zero\u200bwidth", "ok"], "d": {"é": "€"}})}
+    )
+    text = export(tree)
+    assert text == (
+        "/a\n  d = {u'\\xe9': u'\\u20ac'}\n  l = [u'zero\\u200bwidth', 'ok']\n  s = u'a\\xa0b'\n"
+    )
+    assert text.isascii()
+    assert parse(text) == tree

@@ -263,3 +263,16 @@ def test_export_of_data_tree_text_cannot_hold(
     )
     assert main(["tree", "export", "-z", zk_chroot, "/nope"]) == 1
     assert capsys.readouterr().err == "No such node: /nope\n"
+
+
+@pytest.mark.parametrize("data", HOSTILE_DATA[:4])
+def test_hosts_survives_hostile_node_data(
+    zk: KazooClient, zk_chroot: str, capsys: pytest.CaptureFixture[str], data: bytes
+) -> None:
+    # Issue 11: one hostile node made `reconcile hosts` crash.
+    zk.create("/hosts", data)
+    zk.create("/hosts/h1", data)
+    zk.create("/hosts/h2", encode({"version": 1, "name": "web"}))
+    for argv in (["hosts", "-z", zk_chroot], ["hosts", "--json", "-z", zk_chroot]):
+        assert main(argv) == 0
+        assert "h2" in capsys.readouterr().out
