@@ -38,7 +38,7 @@ def wanted_controller(root: Node, role: str) -> Controller | None:
     deployable nodes."""
     path = role_path(role)
     node = root.get(path)
-    if node is None or "type" not in node.properties:
+    if node is None or not node.has_property("type"):
         return None
     try:
         properties = resolved_properties(root, path)

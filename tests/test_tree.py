@@ -223,3 +223,13 @@ def test_type_by_property_link_is_deployable() -> None:
     )
     state = desired_state(root, HostIdentity(id="h1", name="h1"))
     assert [(d.rpm, d.version, d.path) for d in state.deployments] == [("z4m-api", "1.0.0", "/app")]
+
+
+def test_role_controller_type_by_property_link() -> None:
+    from reconciler.controller import wanted_controller
+
+    root = parse(
+        "/types\n  ctl = 'rolectl'\n/roles\n  /r\n    type => /types ctl\n    version = '2'\n"
+    )
+    controller = wanted_controller(root, "r")
+    assert controller is not None and (controller.rpm, controller.version) == ("rolectl", "2")
