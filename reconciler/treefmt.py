@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import re
 import tokenize
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ _LINK_START = re.compile(r"\S+\s*(=>|->)", re.ASCII)
 _PROPERTY = re.compile(r"(\S+)\s*=\s*(\S.*)", re.ASCII | re.DOTALL)
 _LINK = re.compile(r"(\S+)\s*->\s*(\S+)", re.ASCII)
 _NODE = re.compile(r"/(\S+)(?:\s*:\s*(\S.*))?", re.ASCII | re.DOTALL)
+# ZooKeeper refuses a request larger than its jute.maxbuffer (1 MiB by
+# default), path and header included: node data stays below, so that an
+# import never fails half-way on one big node.
+MAX_DATA_BYTES = 1_000_000
+# A JSON character costs at most 6 bytes (`\u20ac`) per character of text:
+# below this much text a node's data can't be too large, no need to measure.
+_SAFE_TEXT_SIZE = MAX_DATA_BYTES // 6 - 100
 # A name exported without re-reading its line: nothing in it can change how
 # the line reads.
 _SIMPLE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -53,14 +61,20 @@ class TreeFormatError(Exception):
     """A line of tree text that can't be parsed; `str()` is one line:
     `<filename>:<lineno>: <problem>: <line>`, the line as written (with its
     indentation, without trailing whitespace; characters a terminal would
-    act on shown as escapes)."""
+    act on shown as escapes; a very long line cut short)."""
 
     def __init__(self, filename: str, lineno: int, problem: str, line: str) -> None:
-        super().__init__(f"{shown(filename)}:{lineno}: {problem}: {shown(line)}")
+        super().__init__(f"{shown(filename)}:{lineno}: {problem}: {excerpt(line)}")
         self.filename = filename
         self.lineno = lineno
         self.problem = problem
         self.line = line
+
+
+def excerpt(line: str, limit: int = 200) -> str:
+    """`line` as shown in a message: `shown`, and cut after `limit`
+    characters (a line can be a megabyte)."""
+    return shown(line) if len(line) <= limit else shown(line[:limit]) + "..."
 
 
 class _LineProblem(Exception):
@@ -74,6 +88,7 @@ class _Open:
     indent: int
     node: Node | None  # None for a property or link line: nothing nests there
     child_indent: int | None = None  # set by the first nested line
+    text_size: int = 0  # characters of its properties' lines so far
 
 
 def parse_bytes(data: bytes, filename: str) -> Node:
@@ -124,6 +139,8 @@ def _parse_line(stack: list[_Open], indent: int, content: str) -> None:
         if key in parent.node.properties:
             raise _LineProblem("duplicate property")
         parent.node.properties[key] = value
+        parent.text_size += len(content)
+        _check_data_size(parent)
         stack.append(_Open(indent, None))
         return
     name, type_ = line.name, line.type
@@ -136,6 +153,17 @@ def _parse_line(stack: list[_Open], indent: int, content: str) -> None:
     if type_ is not None:
         child.properties["type"] = type_
     stack.append(_Open(indent, child))
+
+
+def _check_data_size(open_node: _Open) -> None:
+    if open_node.text_size < _SAFE_TEXT_SIZE or open_node.node is None:
+        return
+    # The size `zk.storage.encode` writes (compact, ASCII-only JSON).
+    size = len(json.dumps(open_node.node.properties, separators=(",", ":")))
+    if size > MAX_DATA_BYTES:
+        raise _LineProblem(
+            f"Node data too large: {size:,} bytes (ZooKeeper takes at most {MAX_DATA_BYTES:,})"
+        )
 
 
 @dataclass(frozen=True)

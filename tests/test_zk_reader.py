@@ -11,7 +11,7 @@ from kazoo.exceptions import BadArgumentsError, NoNodeError
 
 from reconciler.cli import main
 from reconciler.tree import Node
-from reconciler.treefmt import TreeFormatError, parse
+from reconciler.treefmt import MAX_DATA_BYTES, TreeFormatError, parse
 from reconciler.zk.importer import export_tree, import_tree
 from reconciler.zk.reader import read_tree
 from reconciler.zk.storage import connect, decode, encode
@@ -276,3 +276,13 @@ def test_hosts_survives_hostile_node_data(
     for argv in (["hosts", "-z", zk_chroot], ["hosts", "--json", "-z", zk_chroot]):
         assert main(argv) == 0
         assert "h2" in capsys.readouterr().out
+
+
+def test_node_data_size_is_checked_before_any_write(zk: KazooClient) -> None:
+    # ZooKeeper refuses a request above about 1 MiB: the largest node the
+    # parser takes imports; a larger one is refused with its line.
+    big = "x" * (MAX_DATA_BYTES - len('{"x":""}'))
+    import_tree(zk, parse(f"/a\n  x = '{big}'\n"))
+    assert len(zk.get("/a")[0]) == MAX_DATA_BYTES
+    with pytest.raises(TreeFormatError, match=r"t.zk:4: Node data too large: 1,000,001 bytes"):
+        parse(f"/b\n/c\n  # one byte too many\n  x = '{big}x'\n", "t.zk")
