@@ -25,10 +25,9 @@ from kazoo.client import KazooClient
 from kazoo.handlers.threading import SequentialThreadingHandler
 
 from reconciler.tree import json_value
+from reconciler.treefmt import WHITESPACE
 
 STRING_VALUE = "string_value"
-# Python 2's whitespace, which zc.zk strips before looking for an object.
-_WHITESPACE = " \t\n\r\x0b\x0c"
 
 
 class ZooKeeperUnavailable(Exception):
@@ -45,7 +44,8 @@ def decode(data: bytes | None) -> dict[str, Any]:
         # Not ours and not text: keep it readable rather than failing the
         # whole tree read for one odd node.
         return {STRING_VALUE: data.decode("utf-8", "replace")}
-    stripped = text.strip(_WHITESPACE)
+    # zc.zk strips (Python 2's) whitespace before looking for an object.
+    stripped = text.strip(WHITESPACE)
     if not stripped:
         return {}
     if stripped.startswith("{") and stripped.endswith("}"):
