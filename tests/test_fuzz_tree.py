@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from reconciler import lint
 from reconciler.errors import TreeContentError
 from reconciler.model import HostIdentity, desired_state
-from reconciler.tree import Node, TreeError, json_value
+from reconciler.tree import MAX_DEPTH, Node, TreeError, json_value
 from reconciler.treefmt import TreeFormatError, export, parse
 from reconciler.zk.storage import decode, encode
 
@@ -190,3 +190,10 @@ def test_fuzz_export_then_parse(properties: dict[str, object]) -> None:
     except ValueError:
         return  # not JSON at all (NaN is written, but read back as text)
     check_node_data(data)
+
+
+def test_values_at_the_depth_limit_survive_storage() -> None:
+    deepest = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    root = parse(f"/a\n  x = {deepest}\n")
+    properties = root.children["a"].properties
+    assert decode(encode(properties)) == properties

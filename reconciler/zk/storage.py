@@ -50,7 +50,9 @@ def decode(data: bytes | None) -> dict[str, Any]:
         return {}
     if stripped.startswith("{") and stripped.endswith("}"):
         try:
-            value = json_value(json.loads(stripped))
+            # Depth -1: the object of properties is no level of a value's
+            # nesting, as in tree text.
+            value = json_value(json.loads(stripped), depth=-1)
         except (ValueError, RecursionError):
             # Bad JSON, or beyond the limits: RecursionError is the JSON
             # decoder's own answer to deep nesting.
