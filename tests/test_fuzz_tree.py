@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,8 @@ from reconciler.treefmt import TreeFormatError, export, parse
 from reconciler.zk.storage import decode, encode
 
 LONG_RUN = os.environ.get("RECONCILER_FUZZ_EXAMPLES")
+# A long run takes minutes per test: no per-test time-out then.
+pytestmark = [pytest.mark.timeout(0)] if LONG_RUN else []
 
 
 def examples(default: int) -> settings:
