@@ -21,7 +21,7 @@ from pathlib import Path
 from reconciler import treefmt
 from reconciler.errors import TreeContentError
 from reconciler.model import ROLES, HostIdentity, desired_state, role_controller, role_path
-from reconciler.tree import Node
+from reconciler.tree import Node, shown
 from reconciler.zk.paths import HOSTS
 
 TRIMMED_SUFFIX = ".zk"
@@ -90,7 +90,7 @@ def load(paths: Sequence[tuple[str, Path]]) -> tuple[list[TreeFile], list[Proble
             text = path.read_text(encoding="utf-8")
             tree = treefmt.parse(text, name)
         except treefmt.TreeFormatError as e:
-            problems.append(Problem(f"{e.filename}:{e.lineno}", f"{e.problem}: {e.line}"))
+            problems.append(Problem(f"{e.filename}:{e.lineno}", f"{e.problem}: {shown(e.line)}"))
             continue
         except UnicodeDecodeError:
             problems.append(Problem(name, "Not UTF-8 text"))
@@ -117,12 +117,15 @@ def merge(files: Iterable[TreeFile]) -> Node:
 
 
 def _overlay(target: Node, source: Node, trim: bool) -> None:
-    target.properties = dict(source.properties)
-    if trim:
-        for name in [n for n in target.children if n not in source.children]:
-            del target.children[name]
-    for name, child in source.children.items():
-        _overlay(target.child(name), child, trim)
+    # Iterative: a tree may be nested deeper than Python's recursion limit.
+    todo = [(target, source)]
+    while todo:
+        target, source = todo.pop()
+        target.properties = dict(source.properties)
+        if trim:
+            for name in [n for n in target.children if n not in source.children]:
+                del target.children[name]
+        todo.extend((target.child(name), child) for name, child in source.children.items())
 
 
 def lint(
@@ -168,7 +171,7 @@ def deploy_targets(node: Node) -> list[str]:
 
 def _deployables(root: Node) -> Iterator[tuple[str, Node]]:
     for path, node in root.walk():
-        if "deploy" in node.children and "type" in node.properties:
+        if "deploy" in node.children and node.has_property("type"):
             yield path, node
 
 

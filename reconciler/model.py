@@ -192,7 +192,7 @@ def role_controller(root: Node, role: str) -> Controller | None:
     or has no `type`."""
     path = role_path(role)
     node = root.get(path)
-    if node is None or "type" not in node.properties:
+    if node is None or not node.has_property("type"):
         return None
     rpm, _subtype, version = software(_properties(root, path), path)
     return Controller(rpm, version)
@@ -208,7 +208,7 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
     deployments: list[Deployment] = []
     versions: dict[str, Version] = {}
     for path, node in root.walk():
-        if "deploy" not in node.children or "type" not in node.properties:
+        if "deploy" not in node.children or not node.has_property("type"):
             continue
         properties = _properties(root, path)
         targets = _targets(path, node.children["deploy"], host)

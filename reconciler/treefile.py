@@ -33,11 +33,11 @@ class TreeFileCluster:
         """The cluster in a tree file; a file that can't be used is a
         ConfigError naming it."""
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as e:
             raise ConfigError(f"Can't read tree {path}: {e.strerror}") from None
         try:
-            root = treefmt.parse(text, str(path))
+            root = treefmt.parse_bytes(data, str(path))
         except treefmt.TreeFormatError as e:
             raise ConfigError(str(e)) from None
         hosts = root.get(HOSTS)

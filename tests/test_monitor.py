@@ -180,12 +180,12 @@ def test_status_lines_with_no_sense_are_invalid(monitor: Monitor, text: str) -> 
 
 
 def test_escape_sequences_never_reach_the_terminal(monitor: Monitor) -> None:
-    hostile = "\x1b]0;owned\x07\ud800"
+    hostile = "\x1b]0;owned\x07"
     monitor.cluster(hostile, version=hostile)
     RunDirectory(monitor.status_file.parent).write_status("1", "done")
     code, out = monitor()
     assert code == 2
-    assert out == "Version mismatch (status: 1, zk: \\x1b]0;owned\\x07\\ud800)\n"
+    assert out == "Version mismatch (status: 1, zk: \\x1b]0;owned\\x07)\n"
     assert out.isprintable() or out[:-1].isprintable()
 
 
@@ -197,12 +197,13 @@ def test_a_converged_host_with_a_quoted_looking_version_is_ok(monitor: Monitor) 
 
 
 @pytest.mark.parametrize(
-    "version", ["\ud800", "x\ny", "release 7", '"x"', 1.5, 10**20, True, "é", ""]
+    "version", ["x\ny", "release 7", '"x"', 1.5, 10**20, True, "é", ""]
 )
 def test_every_json_scalar_round_trips_through_the_status_file(
     monitor: Monitor, version: Any
 ) -> None:
-    # "\ud800" used to make writing the status file raise (and the daemon die).
+    # (A lone surrogate in node data reads as no version at all: see
+    # test_zk_reader's hostile node data.)
     RunDirectory(monitor.status_file.parent).write_status(version, "done")
     monitor.cluster(version, version=version)
     assert monitor() == (0, "")

@@ -8,6 +8,7 @@ from reconciler.tree import (
     Node,
     TreeError,
     join_path,
+    resolve_node,
     resolve_path,
     resolved_properties,
     resolved_property,
@@ -87,9 +88,72 @@ def test_symbolic_links_are_left_out(root: Node) -> None:
     assert "db ->" not in resolved_properties(root, "/app/cms")
 
 
-def test_link_wins_over_a_plain_property_of_the_same_name() -> None:
-    root = parse("/a\n  x = 1\n/b\n  x = 2\n  x => /a\n")
-    assert resolved_properties(root, "/b") == {"x": 1}
+def test_plain_property_wins_over_a_link_of_the_same_name() -> None:
+    # Issue 12 point 8: zc.zk reads the plain property and never follows the
+    # link, so even a broken one is no error.
+    root = parse("/a\n  x = 1\n/b\n  x = 2\n  x => /a\n  y = 3\n  y => /nope\n")
+    assert resolved_properties(root, "/b") == {"x": 2, "y": 3}
+    assert resolved_property(root, "/b", "x") == 2
+
+
+def test_property_link_through_a_node_link() -> None:
+    # Issue 12 point 7: `/cust/current` is a node link, as zc.zk resolves it.
+    root = parse(
+        "/releases\n  /current\n    z4m = '1.0.1'\n"
+        "/cust\n  current -> /releases/current\n"
+        "  /app : z4m\n    version => /cust/current z4m\n    rel => ../current/. z4m\n"
+    )
+    assert resolved_properties(root, "/cust/app") == {
+        "type": "z4m",
+        "version": "1.0.1",
+        "rel": "1.0.1",
+    }
+
+
+def test_node_links_relative_chained_and_hidden_by_children() -> None:
+    root = parse(
+        "/a\n  l -> b\n  m -> l/c\n  /b\n    /c\n      x = 1\n"
+        "  /m\n    x = 2\n"  # a real child hides the link of the same name
+    )
+    assert resolve_node(root, "/a/l/c") == ("/a/b/c", root.get("/a/b/c"))
+    assert resolve_node(root, "/a/m")[0] == "/a/m"
+    assert resolved_property(root, "/a/l/c", "x") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("/a\n  l -> l\n", "Node link loop at /a/l/x"),
+        ("/a\n  l -> /b/l\n/b\n  l -> /a/l\n", "Node link loop at /a/l/x"),
+        ("/a\n  l -> /nope\n", "No such node: /a/l/x"),
+    ],
+)
+def test_node_link_errors(text: str, message: str) -> None:
+    with pytest.raises(TreeError, match=message):
+        resolve_node(parse(text), "/a/l/x")
+
+
+def test_type_by_property_link_counts_as_set() -> None:
+    node = parse("/a\n  type => /types api\n").children["a"]
+    assert node.has_property("type")
+    assert not node.has_property("version")
+
+
+def test_walk_of_a_tree_nested_1000_deep() -> None:
+    root = Node()
+    node = root
+    for _ in range(1000):
+        node = node.child("d")
+    paths = [path for path, _ in root.walk()]
+    assert len(paths) == 1001
+    assert paths[-1] == "/d" * 1000
+
+
+def test_messages_escape_what_a_terminal_would_run() -> None:
+    root = Node(children={"a\x1b[2J": Node({"x\x1b": 1, "y =>": "/\x1b"})})
+    with pytest.raises(TreeError) as info:
+        resolved_properties(root, "/a\x1b[2J")
+    assert str(info.value) == "No such node: /\\x1b"
 
 
 def test_missing_node() -> None:
@@ -146,3 +210,26 @@ def test_bad_property_link(value: str) -> None:
     root = Node(children={"a": Node({"x =>": value})})
     with pytest.raises(TreeError, match="Bad property link"):
         resolved_properties(root, "/a")
+
+
+def test_type_by_property_link_is_deployable() -> None:
+    # Issue 12 point 9: zc.zk resolves `type =>` like every property, so the
+    # original agent deploys the node.
+    from reconciler.model import HostIdentity, desired_state
+
+    root = parse(
+        "/types\n  api = 'z4m-api'\n  v = '1.0.0'\n"
+        "/app\n  type => /types api\n  version => /types v\n  /deploy\n    /h1\n"
+    )
+    state = desired_state(root, HostIdentity(id="h1", name="h1"))
+    assert [(d.rpm, d.version, d.path) for d in state.deployments] == [("z4m-api", "1.0.0", "/app")]
+
+
+def test_role_controller_type_by_property_link() -> None:
+    from reconciler.model import role_controller
+
+    root = parse(
+        "/types\n  ctl = 'rolectl'\n/roles\n  /r\n    type => /types ctl\n    version = '2'\n"
+    )
+    controller = role_controller(root, "r")
+    assert controller is not None and (controller.rpm, controller.version) == ("rolectl", "2")

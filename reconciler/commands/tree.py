@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kazoo.exceptions import NoNodeError
+
 from reconciler import config as configuration
 from reconciler import treefmt
 from reconciler.config import DEFAULT_ZOOKEEPER, ZooKeeperOptions
 from reconciler.errors import ConfigError
+from reconciler.tree import TreeError, shown
 from reconciler.zk import acl as zkacl
 from reconciler.zk.acl import AclPolicy, policy_for
 from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
@@ -111,8 +114,9 @@ def register(commands: Any) -> None:
 
 
 def parse_file(path: Path) -> Any:
+    """The tree in a UTF-8 tree file; ConfigError naming the file and line."""
     try:
-        return treefmt.parse(path.read_text(), str(path))
+        return treefmt.parse_bytes(path.read_bytes(), str(path))
     except OSError as e:
         raise ConfigError(f"Can't read {path}: {e.strerror}") from None
     except treefmt.TreeFormatError as e:
@@ -141,10 +145,19 @@ def run_import(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     client = client_for(args)
     try:
-        sys.stdout.write(export_tree(client, args.path, ephemeral=args.ephemeral))
+        text = export_tree(client, args.path, ephemeral=args.ephemeral)
+    except NoNodeError:
+        print(f"No such node: {shown(args.path)}", file=sys.stderr)
+        return 1
+    except TreeError as e:
+        # Data another tool wrote that tree text can't hold: nothing is
+        # printed rather than a tree that would import as something else.
+        print(e, file=sys.stderr)
+        return 1
     finally:
         client.stop()
         client.close()
+    sys.stdout.write(text)
     return 0
 
 

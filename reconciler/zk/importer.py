@@ -112,13 +112,33 @@ def plan_import(
 ) -> ImportPlan:
     """The plan making `actual` (the tree read at `path`, None when `path`
     does not exist) match `tree`. Pure: no I/O. Creating `path` itself when
-    missing is left to the caller (it may need ancestors)."""
+    missing is left to the caller (it may need ancestors). Iterative (an
+    explicit stack, in path order): a tree may be nested deeper than
+    Python's recursion limit."""
     plan = ImportPlan()
     if actual is not None and tree.properties:
         _update(plan, path, tree, actual)
-    for name in sorted(tree.children):
+    # (path, wanted node or None for an extra one, the node in ZooKeeper)
+    todo: list[tuple[str, Node | None, Node | None]] = []
+    for name in sorted(tree.children, reverse=True):
         existing = actual.children.get(name) if actual is not None else None
-        _import(plan, join_path(path, name), tree.children[name], existing, trim, dry_run)
+        todo.append((join_path(path, name), tree.children[name], existing))
+    while todo:
+        node_path, wanted, existing = todo.pop()
+        if wanted is None:
+            assert existing is not None
+            _extra(plan, node_path, existing, trim, dry_run, todo)
+            continue
+        if existing is None:
+            plan.writes.append(Write("create", node_path, encode(wanted.properties)))
+        else:
+            _update(plan, node_path, wanted, existing)
+        # One pass over both name sets keeps the messages in path order.
+        names = wanted.children.keys() | (existing.children.keys() if existing else set())
+        for name in sorted(names, reverse=True):
+            child_path = join_path(node_path, name)
+            child = existing.children.get(name) if existing is not None else None
+            todo.append((child_path, wanted.children.get(name), child))
     return plan
 
 
@@ -127,47 +147,41 @@ def _update(plan: ImportPlan, path: str, wanted: Node, actual: Node) -> None:
         plan.writes.append(Write("set", path, encode(wanted.properties)))
 
 
-def _import(
-    plan: ImportPlan, path: str, wanted: Node, actual: Node | None, trim: bool, dry_run: bool
+def _extra(
+    plan: ImportPlan,
+    path: str,
+    node: Node,
+    trim: bool,
+    dry_run: bool,
+    todo: list[tuple[str, Node | None, Node | None]],
 ) -> None:
-    if actual is None:
-        plan.writes.append(Write("create", path, encode(wanted.properties)))
-        for name in sorted(wanted.children):
-            _import(plan, join_path(path, name), wanted.children[name], None, trim, dry_run)
-        return
-    _update(plan, path, wanted, actual)
-    # One pass over both name sets keeps the messages in path order.
-    for name in sorted(wanted.children.keys() | actual.children.keys()):
-        child_path = join_path(path, name)
-        if name in wanted.children:
-            child = actual.children.get(name)
-            _import(plan, child_path, wanted.children[name], child, trim, dry_run)
-        else:
-            _extra(plan, child_path, actual.children[name], trim, dry_run)
-
-
-def _extra(plan: ImportPlan, path: str, node: Node, trim: bool, dry_run: bool) -> None:
     if node.ephemeral:
         return
     if _holds_ephemeral(node):
-        for name in sorted(node.children):
-            _extra(plan, join_path(path, name), node.children[name], trim, dry_run)
+        # Only its parts free of ephemeral nodes go: look at each child.
+        todo.extend(
+            (join_path(path, name), None, node.children[name])
+            for name in sorted(node.children, reverse=True)
+        )
     elif not trim:
         plan.messages.append(f"extra path not trimmed: {path}")
     elif dry_run:
         plan.messages.append(f"would delete {path}.")
     else:
-        _delete(plan, path, node)
+        # Children before their parent: the walk's order, reversed, with
+        # siblings walked in reverse so that they end up sorted.
+        stack, found = [(path, node)], []
+        while stack:
+            item = stack.pop()
+            found.append(item[0])
+            stack.extend(
+                (join_path(item[0], n), item[1].children[n]) for n in sorted(item[1].children)
+            )
+        plan.writes.extend(Write("delete", p) for p in reversed(found))
 
 
 def _holds_ephemeral(node: Node) -> bool:
-    return any(child.ephemeral or _holds_ephemeral(child) for child in node.children.values())
-
-
-def _delete(plan: ImportPlan, path: str, node: Node) -> None:
-    for name in sorted(node.children):
-        _delete(plan, join_path(path, name), node.children[name])
-    plan.writes.append(Write("delete", path))
+    return any(descendant.ephemeral for _path, descendant in node.walk())
 
 
 def apply_writes(client: KazooClient, writes: list[Write], window: int = DEFAULT_WINDOW) -> None:
