@@ -11,7 +11,12 @@ included). Then 3N more agents start and the bumps are repeated with 4N.
 The last lines compare the two: with a cost per host independent of the
 fleet, the packet ratio is about 1.
 
+`--preview-mirror` runs each agent with its `ZooKeeperSource.tree` taken
+from a `TreeMirror` (patched in by this file, in the agent's process): a
+preview of the agent once the mirror is wired in. Drop it then.
+
     .venv/bin/python bench/bench_fleet.py [--agents 10] [--bumps 5] [--tree-nodes 0]
+        [--preview-mirror]
 """
 
 from __future__ import annotations
@@ -96,8 +101,26 @@ class HostVersions:
             )
 
 
+def preview_agent(argv: list[str]) -> int:
+    """The agent daemon, its tree read from a mirror (see the docstring)."""
+    from reconciler import agent, cli
+    from reconciler.zk.mirror import TreeMirror
+
+    mirrors: dict[int, TreeMirror] = {}
+
+    def tree(source: agent.ZooKeeperSource) -> Node:
+        mirror = mirrors.get(id(source))
+        if mirror is None:
+            mirror = mirrors[id(source)] = TreeMirror(source.client)
+            mirror.start()
+        return mirror.tree(fresh=True)
+
+    agent.ZooKeeperSource.tree = tree  # type: ignore[method-assign,assignment]
+    return cli.main(argv)
+
+
 class Agent:
-    def __init__(self, base: Path, number: int, connection: str) -> None:
+    def __init__(self, base: Path, number: int, connection: str, preview: bool) -> None:
         self.id = host_id(number)
         directory = base / self.id
         (directory / "root").mkdir(parents=True)
@@ -111,8 +134,11 @@ class Agent:
         )
         env = dict(os.environ, SANDBOX_JOURNAL=str(directory / "journal"))
         self.log = open(directory / "agent.log", "w")  # noqa: SIM115  # closed in stop()
+        command = [sys.executable, "-m", "reconciler", "--log-json", str(config)]
+        if preview:
+            command[1:3] = [str(Path(__file__)), "--agent"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "--log-json", str(config)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=self.log,
@@ -171,17 +197,22 @@ def bumps(
     return figures
 
 
-def start_agents(base: Path, numbers: range, connection: str, agents: list[Agent]) -> None:
+def start_agents(
+    base: Path, numbers: range, connection: str, agents: list[Agent], preview: bool
+) -> None:
     for number in numbers:
-        agents.append(Agent(base, number, connection))
+        agents.append(Agent(base, number, connection, preview))
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--agent"]:
+        sys.exit(preview_agent(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10, help="N (then 4N)")
     parser.add_argument("--bumps", type=int, default=5, help="bumps for N and for 4N")
     parser.add_argument("--tree-nodes", type=int, default=0, help="filler nodes in the tree")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds after each bump")
+    parser.add_argument("--preview-mirror", action="store_true", help="agents read a TreeMirror")
     args = parser.parse_args()
     n = args.agents
     agents: list[Agent] = []
@@ -196,7 +227,7 @@ def main() -> None:
             version = 1
             for phase, numbers in ((n, range(n)), (4 * n, range(n, 4 * n))):
                 started = time.perf_counter()
-                start_agents(Path(tmp), numbers, server.connection, agents)
+                start_agents(Path(tmp), numbers, server.connection, agents, args.preview_mirror)
                 hosts = [a.id for a in agents]
                 # Each host's first run deploys the service, one host at a
                 # time (its lock), and records the version.
@@ -217,7 +248,10 @@ def main() -> None:
             client.stop()
             client.close()
 
-    print(f"tree: {args.tree_nodes} filler nodes; load average {os.getloadavg()[0]:.1f}")
+    agent_kind = "agents on a TreeMirror (preview)" if args.preview_mirror else "agents"
+    print(
+        f"{agent_kind}; tree: {args.tree_nodes} filler nodes; load average {os.getloadavg()[0]:.1f}"
+    )
     medians = {}
     for phase, figures in results.items():
         seconds = statistics.median(f[0] for f in figures)

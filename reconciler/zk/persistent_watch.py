@@ -43,6 +43,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.protocol.paths import _prefix_root
 from kazoo.protocol.serialization import Watch, write_string
+from loguru import logger
 
 ADD_WATCH = 106
 PERSISTENT = 0
@@ -149,5 +150,9 @@ class PersistentWatches:
         with self._lock:
             listeners = [r.listener for r in self._registrations if r.covers(watch.type, path)]
         for listener in listeners:
-            listener(watch.type, path)
+            try:
+                listener(watch.type, path)
+            except Exception:
+                # Raised here, it would drop kazoo's connection.
+                logger.opt(exception=True).error(f"Persistent watch listener failed on {path}")
         self._kazoo_read_watch_event(buffer, offset)
