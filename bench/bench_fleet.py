@@ -11,12 +11,17 @@ included). Then 3N more agents start and the bumps are repeated with 4N.
 The last lines compare the two: with a cost per host independent of the
 fleet, the packet ratio is about 1.
 
-`--preview-mirror` runs each agent with its `ZooKeeperSource.tree` taken
-from a `TreeMirror` (patched in by this file, in the agent's process): a
-preview of the agent once the mirror is wired in. Drop it then.
+`--deploy` makes each bump a release: the service's version changes too,
+and every host runs its deploy script, under the service lock;
+`--max-parallel K` sets the service's `max-parallel`.
+
+`--preview` runs each agent with `ZooKeeperSource.tree` taken from a
+`TreeMirror` and `ZooKeeperSource.lock` from a `ServiceLock` (patched in by
+this file, in the agent's process): a preview of the agent once both are
+wired in. Drop it then.
 
     .venv/bin/python bench/bench_fleet.py [--agents 10] [--bumps 5] [--tree-nodes 0]
-        [--preview-mirror]
+        [--deploy] [--max-parallel 1] [--preview]
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +57,12 @@ def host_id(number: int) -> str:
     return f"h{number:04d}"
 
 
-def tree(hosts: int, filler: int) -> Node:
+def tree(hosts: int, filler: int, max_parallel: int | None) -> Node:
     root = Node()
     app = root.child("svc").child("app")
     app.properties = {"type": "z4m", "version": "1.0.0"}
+    if max_parallel is not None:
+        app.properties["max-parallel"] = max_parallel
     deploy = app.child("deploy")
     for number in range(hosts):
         deploy.child(host_id(number))
@@ -102,9 +111,10 @@ class HostVersions:
 
 
 def preview_agent(argv: list[str]) -> int:
-    """The agent daemon, its tree read from a mirror (see the docstring)."""
+    """The agent daemon on a mirror and the service lock (see the docstring)."""
     from reconciler import agent, cli
     from reconciler.zk.mirror import TreeMirror
+    from reconciler.zk.servicelock import ServiceLock
 
     mirrors: dict[int, TreeMirror] = {}
 
@@ -115,7 +125,18 @@ def preview_agent(argv: list[str]) -> int:
             mirror.start()
         return mirror.tree(fresh=True)
 
+    @contextmanager
+    def lock(source: agent.ZooKeeperSource, name: str) -> Iterator[object]:
+        node = tree(source).get("/" + name.replace(",", "/"))
+        width = int(node.properties.get("max-parallel", 1)) if node else 1
+        host = source.host
+        with ServiceLock(
+            source.client, name, host.id, host.name, width, source._waiting, halt=source.halt
+        ) as held:
+            yield held
+
     agent.ZooKeeperSource.tree = tree  # type: ignore[method-assign,assignment]
+    agent.ZooKeeperSource.lock = lock  # type: ignore[method-assign,assignment]
     return cli.main(argv)
 
 
@@ -170,14 +191,17 @@ def bumps(
     watch: HostVersions,
     hosts: list[str],
     first: int,
-    count: int,
-    settle: float,
+    args: argparse.Namespace,
 ) -> list[tuple[float, float]]:
     """(seconds to converge, packets per agent) for each bump."""
     figures = []
-    for version in range(first, first + count):
+    for version in range(first, first + args.bumps):
         before, mine = packets(server), watch.requests
         start = time.perf_counter()
+        # Each update_properties: one read and one write.
+        if args.deploy:
+            update_properties(client, "/svc/app", version=f"1.0.{version}")
+            mine -= 2
         update_properties(client, "/hosts", version=version)
         if not watch.wait(hosts, version, timeout=300):
             lagging = [h for h in hosts if watch.versions.get(h) != version]
@@ -185,8 +209,7 @@ def bumps(
                 f"version {version} not recorded by {len(lagging)} hosts: {lagging[:5]}"
             )
         seconds = time.perf_counter() - start
-        time.sleep(settle)  # the runs' last writes, before counting
-        # update_properties: one read and one write.
+        time.sleep(args.settle)  # the runs' last writes, before counting
         agents = packets(server) - before - (watch.requests - mine) - 2
         figures.append((seconds, agents / len(hosts)))
         print(
@@ -212,7 +235,9 @@ def main() -> None:
     parser.add_argument("--bumps", type=int, default=5, help="bumps for N and for 4N")
     parser.add_argument("--tree-nodes", type=int, default=0, help="filler nodes in the tree")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds after each bump")
-    parser.add_argument("--preview-mirror", action="store_true", help="agents read a TreeMirror")
+    parser.add_argument("--deploy", action="store_true", help="every bump deploys")
+    parser.add_argument("--max-parallel", type=int, help="the service's max-parallel")
+    parser.add_argument("--preview", action="store_true", help="agents on TreeMirror, ServiceLock")
     args = parser.parse_args()
     n = args.agents
     agents: list[Agent] = []
@@ -220,14 +245,14 @@ def main() -> None:
     with ZooKeeperServer() as server, tempfile.TemporaryDirectory() as tmp:
         client = connect(server.connection)
         try:
-            import_tree(client, tree(4 * n, args.tree_nodes), "/")
+            import_tree(client, tree(4 * n, args.tree_nodes, args.max_parallel), "/")
             client.ensure_path("/hosts")
             update_properties(client, "/hosts", version=0)
             watch = HostVersions(client)
             version = 1
             for phase, numbers in ((n, range(n)), (4 * n, range(n, 4 * n))):
                 started = time.perf_counter()
-                start_agents(Path(tmp), numbers, server.connection, agents, args.preview_mirror)
+                start_agents(Path(tmp), numbers, server.connection, agents, args.preview)
                 hosts = [a.id for a in agents]
                 # Each host's first run deploys the service, one host at a
                 # time (its lock), and records the version.
@@ -238,9 +263,7 @@ def main() -> None:
                     f"{time.perf_counter() - started:.1f} s",
                     flush=True,
                 )
-                results[phase] = bumps(
-                    server, client, watch, hosts, version, args.bumps, args.settle
-                )
+                results[phase] = bumps(server, client, watch, hosts, version, args)
                 version += args.bumps
         finally:
             for agent in agents:
@@ -248,9 +271,10 @@ def main() -> None:
             client.stop()
             client.close()
 
-    agent_kind = "agents on a TreeMirror (preview)" if args.preview_mirror else "agents"
     print(
-        f"{agent_kind}; tree: {args.tree_nodes} filler nodes; load average {os.getloadavg()[0]:.1f}"
+        f"{'preview agents' if args.preview else 'agents'}; tree: {args.tree_nodes} filler nodes; "
+        f"{'deploying' if args.deploy else 'no-op'} bumps; max-parallel {args.max_parallel}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     medians = {}
     for phase, figures in results.items():
