@@ -3,9 +3,10 @@
 Starts a private ZooKeeper, a tree with one service deployed to every host
 (plus `--tree-nodes` filler nodes), and N agent daemons (`python -m
 reconciler CONFIG`, each with its own sandbox root). Each bump sets the
-cluster version (`/hosts` `version`; nothing else changes: a no-op bump)
-and prints the time until every host node records it, and the ZooKeeper
-packets received per agent for the bump (the server's `mntr`
+cluster version (`/hosts` `version`; the tree is unchanged, but every host
+still runs its deploy script, under the service lock) and prints the time
+until every host node records it, and the ZooKeeper packets received per
+agent for the bump (the server's `mntr`
 `zk_packets_received`, less this benchmark's own requests; pings
 included). Then 3N more agents start and the bumps are repeated with 4N.
 The last lines compare the two: with a cost per host independent of the
