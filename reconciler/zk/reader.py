@@ -13,7 +13,7 @@ against about 6 s for a blocking walk on the same client.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ class _Request:
 
     path: str
     node: Node
-    parent: Node | None
+    parent: Node
     name: str
     children: bool = False
 
@@ -53,18 +53,45 @@ class _Request:
         return client.get_async(self.path)
 
 
-def read_tree(client: KazooClient, path: str = "/", window: int = DEFAULT_WINDOW) -> Node:
+# Whether the node at an absolute path (and its subtree) is left out of a read.
+Skip = Callable[[str], bool]
+
+
+def read_tree(
+    client: KazooClient, path: str = "/", window: int = DEFAULT_WINDOW, skip: Skip | None = None
+) -> Node:
     """The subtree at `path` as a Node, ephemeral nodes marked.
 
-    `/zookeeper` (ZooKeeper's own) is left out when reading the real root.
+    `/zookeeper` (ZooKeeper's own) is left out when reading the real root;
+    with `skip`, every node it names is left out instead.
     Nodes deleted during the walk are left out; the walk is not a snapshot.
     Raises NoNodeError when `path` itself does not exist.
     """
     path = normalize(path)
+    if skip is None:
+        skip = _system_skip(client)
+    found = read_subtrees(client, [path], window, skip)
+    if path not in found:
+        raise NoNodeError(path)
+    return found[path]
+
+
+def read_subtrees(
+    client: KazooClient,
+    paths: Iterable[str],
+    window: int = DEFAULT_WINDOW,
+    skip: Skip | None = None,
+) -> dict[str, Node]:
+    """Several subtrees in one pipeline, by normalized path; a path that
+    does not exist is missing from the answer. `skip` leaves out nodes below
+    the given paths (not the paths themselves)."""
     window = max(1, window)
-    skip = SYSTEM_PATH if path == "/" and not client.chroot else None
-    root = Node()
-    todo: deque[_Request] = deque([_Request(path, root, None, "")])
+    # The roots hang below a holder, by path, so that a missing root is
+    # dropped like any node deleted during the walk.
+    holder = Node()
+    todo: deque[_Request] = deque(
+        _Request(p, Node(), holder, p) for p in dict.fromkeys(map(normalize, paths))
+    )
     in_flight: deque[tuple[_Request, Any]] = deque()
     while todo or in_flight:
         while todo and len(in_flight) < window:
@@ -76,31 +103,34 @@ def read_tree(client: KazooClient, path: str = "/", window: int = DEFAULT_WINDOW
         in_flight[chunk - 1][1].wait()
         for _ in range(chunk):
             _receive(*in_flight.popleft(), todo, skip)
-    return root
+    return holder.children
 
 
-def _receive(request: _Request, result: Any, todo: deque[_Request], skip: str | None) -> None:
+def _system_skip(client: KazooClient) -> Skip:
+    if client.chroot:
+        return lambda path: False
+    return lambda path: path == SYSTEM_PATH
+
+
+def _receive(request: _Request, result: Any, todo: deque[_Request], skip: Skip | None) -> None:
     """Fill in one answer; queue the reads it calls for."""
     try:
         answer = result.get()
     except NoNodeError:
-        if request.parent is None:
-            raise
         # Deleted since its parent was listed: as if never there.
         request.parent.children.pop(request.name, None)
         return
     if request.children:
         for name in sorted(answer):
             child_path = join_path(request.path, name)
-            if child_path != skip:
+            if skip is None or not skip(child_path):
                 todo.append(_Request(child_path, Node(), request.node, name))
         return
     data, stat = answer
     node = request.node
     node.properties = decode(data)
     node.ephemeral = stat.ephemeralOwner != 0
-    if request.parent is not None:
-        request.parent.children[request.name] = node
+    request.parent.children[request.name] = node
     if stat.numChildren > 0:
         todo.append(_Request(request.path, node, request.parent, request.name, True))
 

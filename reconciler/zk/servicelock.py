@@ -1,0 +1,325 @@
+"""The service lock `/agent-locks/<path-name>`: at most `max-parallel`
+hosts run a service's deploy script at once, even across faults.
+
+The protocol on ZooKeeper (`/agent-locks/<path-name>` is created on
+demand):
+
+- a *request* is an ephemeral sequential child `<uuid>__lock__NNNNNNNNNN`
+  holding the requesting host's name: the names of kazoo's `Lock`, so an
+  agent still on kazoo's lock and one on this recipe wait in the same line;
+- requests are served in order (first come, first served): a host holds
+  the lock while fewer than `max-parallel` requests are ahead of its own;
+- a holder registers as *deploying* before its deploy script starts: a
+  *persistent* child `deploying-<uuid>-NNNNNNNNNN` (its request's name,
+  changed so that kazoo's `Lock` does not take it for a request) holding
+  `owner` (host id)
+  and `hostname`, created in one transaction with a check that its request
+  still exists (so a host whose session already expired never registers);
+- a deploying registration whose request is gone is an *orphan*: its host
+  lost its session while deploying (frozen, cut off from ZooKeeper, or
+  crashed) and its deploy script may still be running. Orphans count
+  against `max-parallel` like holders: waiters refuse to start while
+  one is there, say so once, and wait for it to go. A host deletes its own
+  orphans (by `owner`) when it asks for the lock again: the agent that left
+  them is gone, since only one agent runs per host id;
+- a waiter watches (exists watches) the `max-parallel` requests just ahead
+  of its own and every orphan: when one goes, it looks again, so a release
+  wakes at most `max-parallel` waiters, never the whole line. Waiting is
+  one request kept until the lock is held or the wait is given up
+  (`interrupt` raises, or `cancel()`): the place in line is never lost;
+- leaving: the holder first checks that its request still exists in its own
+  session. If not (the session expired while deploying), it calls `halt`
+  while its registration still holds the others back, then deletes the
+  registration and its request, and raises `lost(message)` with the message
+  `Lost the lock for <path> while deploying`. Otherwise it deletes the
+  registration, then the request.
+
+So a frozen or partitioned holder whose session expires never lets the next
+host start while its deploy script may run: the next host waits for the
+registration, which only the holder itself (or an operator who knows the
+host is dead) deletes. The holder learns of the loss when it resumes
+(`lost`, `check()`, and at the latest when it leaves).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.retry import KazooRetry
+from loguru import logger
+
+from reconciler.errors import ReconcilerError
+from reconciler.zk.storage import decode, encode
+
+AGENT_LOCKS = "/agent-locks"
+REQUEST = "__lock__"
+DEPLOYING = "deploying-"
+_SEQUENCE = re.compile(r"__lock__(-?\d{10})$")
+
+
+class LockLost(ReconcilerError):
+    """The session, and with it the lock, expired while the body ran."""
+
+
+class ServiceLock:
+    """One host's hold on `/agent-locks/<name>`; a context manager.
+
+    `owner` is the host id (whose orphans this host may delete), `identifier`
+    the host name stored in the request (what kazoo's `Lock` stores).
+    `interrupt` is called about every `poll` seconds while waiting and may
+    raise to give up the wait (its exception propagates, the request is
+    deleted); `cancel()` gives it up at once, raising `cancelled()`.
+    `lost(message)` makes the exception raised on leaving a lock that was
+    lost; `halt()` is called just before, while the others are still held
+    back. `service` is the tree path named in messages.
+    """
+
+    def __init__(
+        self,
+        client: KazooClient,
+        name: str,
+        owner: str,
+        identifier: str,
+        max_parallel: int = 1,
+        interrupt: Callable[[], None] = lambda: None,
+        cancelled: Callable[[], BaseException] = lambda: ReconcilerError("Lock wait cancelled"),
+        lost: Callable[[str], BaseException] = LockLost,
+        halt: Callable[[], None] = lambda: None,
+        service: str | None = None,
+        poll: float = 0.2,
+        release_deadline: float = 30.0,
+    ) -> None:
+        if max_parallel < 1:
+            raise ValueError(f"max-parallel must be at least 1, not {max_parallel}")
+        self.client = client
+        self.path = f"{AGENT_LOCKS}/{name}"
+        self.owner = owner
+        self.identifier = identifier
+        self.max_parallel = max_parallel
+        self.interrupt = interrupt
+        self.cancelled = cancelled
+        self.lost_exception = lost
+        self.halt = halt
+        self.service = service or "/" + name.replace(",", "/")
+        self.poll = poll
+        self.release_deadline = release_deadline
+        # Set when the session ends while the lock is held.
+        self.lost = threading.Event()
+        self.request: str | None = None
+        self.registration: str | None = None
+        self._session = 0
+        self._wake = threading.Event()
+        self._cancel = threading.Event()
+        self._warned: set[str] = set()
+
+    @property
+    def message(self) -> str:
+        return f"Lost the lock for {self.service} while deploying"
+
+    # Waiting
+
+    def acquire(self) -> None:
+        """Ask, wait for the lock, and register as deploying."""
+        self._cancel.clear()
+        self.client.ensure_path(self.path)
+        try:
+            while True:
+                self._ask()
+                self._wait()
+                if self._register():
+                    break
+                # The session expired just as the lock came: ask again (the
+                # old place is gone with the session).
+        except BaseException:
+            self._delete(self.request)
+            self.request = None
+            raise
+        self.client.add_listener(self._session_changed)
+
+    def cancel(self) -> None:
+        """Give up waiting (from another thread): `acquire` raises
+        `cancelled()`."""
+        self._cancel.set()
+        self._wake.set()
+
+    def _ask(self) -> None:
+        path = self.client.create(
+            f"{self.path}/{uuid.uuid4().hex}{REQUEST}",
+            self.identifier.encode("utf-8"),
+            ephemeral=True,
+            sequence=True,
+        )
+        self.request = path.rsplit("/", 1)[1]
+        self._session = self.client.client_id[0]
+
+    def _wait(self) -> None:
+        while True:
+            self._wake.clear()
+            children = self.client.get_children(self.path)
+            requests = sorted((c for c in children if _SEQUENCE.search(c)), key=_sequence)
+            if self.request not in requests:
+                # Our session expired while waiting: a new place in line.
+                logger.warning(f"Lost the place in line for the lock for {self.service}")
+                self._ask()
+                continue
+            ahead = requests[: requests.index(self.request)]
+            orphans = self._orphans(children, set(requests))
+            if len(ahead) + len(orphans) < self.max_parallel:
+                return
+            self._say_orphans(orphans)
+            watched = ahead[-self.max_parallel :] + orphans
+            for name in watched:
+                if self.client.exists(f"{self.path}/{name}", watch=self._woken) is None:
+                    self._wake.set()
+            while not self._wake.wait(self.poll):
+                self.interrupt()
+            if self._cancel.is_set():
+                raise self.cancelled()
+
+    def _woken(self, event: object) -> None:
+        self._wake.set()
+
+    def _orphans(self, children: list[str], requests: set[str]) -> list[str]:
+        """Deploying registrations of other hosts whose request is gone;
+        our own are deleted."""
+        orphans = []
+        for child in children:
+            if not child.startswith(DEPLOYING) or _request_of(child) in requests:
+                continue
+            try:
+                data, _stat = self.client.get(f"{self.path}/{child}")
+            except NoNodeError:
+                continue
+            if decode(data).get("owner") == self.owner:
+                self._delete(child)
+            else:
+                orphans.append(child)
+        return orphans
+
+    def _say_orphans(self, orphans: list[str]) -> None:
+        for name in orphans:
+            if name in self._warned:
+                continue
+            self._warned.add(name)
+            try:
+                data, _stat = self.client.get(f"{self.path}/{name}")
+            except NoNodeError:
+                continue
+            host = decode(data).get("hostname", "?")
+            logger.warning(
+                f"Waiting for the lock for {self.service}: {host} lost its ZooKeeper "
+                f"session while deploying it and may still be deploying; if that host "
+                f"is known to be stopped, delete {self.path}/{name}"
+            )
+
+    def _register(self) -> bool:
+        """Register as deploying, if our request still exists."""
+        assert self.request is not None
+        registration = DEPLOYING + self.request.replace(REQUEST, "-")
+        transaction = self.client.transaction()
+        transaction.check(f"{self.path}/{self.request}", -1)
+        transaction.create(
+            f"{self.path}/{registration}",
+            encode({"owner": self.owner, "hostname": self.identifier}),
+        )
+        # The name is unique (it holds the request's): only the check fails.
+        if any(isinstance(result, Exception) for result in transaction.commit()):
+            return False
+        self.registration = registration
+        return True
+
+    # Holding
+
+    def _session_changed(self, state: str) -> None:
+        if state == KazooState.LOST:
+            self.lost.set()
+
+    def check(self) -> None:
+        """Raise `lost(message)` if the lock was lost (without leaving it)."""
+        if self.lost.is_set():
+            raise self.lost_exception(self.message)
+
+    def _still_held(self) -> bool:
+        """Whether our request still exists in our session: asked, not
+        assumed, since a frozen process learns of its expiry late."""
+        if self.lost.is_set() or self.request is None:
+            return False
+
+        def owner() -> int | None:
+            stat = self.client.exists(f"{self.path}/{self.request}")
+            return None if stat is None else int(stat.ephemeralOwner)
+
+        try:
+            return self._retry(owner) == self._session
+        except KazooException:
+            return False
+
+    def release(self) -> None:
+        """Leave; raises `lost(message)` if the lock was lost meanwhile."""
+        self.client.remove_listener(self._session_changed)
+        held = self._still_held()
+        if not held:
+            self.lost.set()
+            self.halt()
+        try:
+            self._retry(self._delete, self.registration)
+        except KazooException:
+            logger.error(
+                f"Could not delete {self.path}/{self.registration}: other hosts wait for "
+                f"the lock for {self.service} until this host takes it again"
+            )
+        self._delete(self.request)
+        self.registration = self.request = None
+        if not held:
+            raise self.lost_exception(self.message)
+
+    def _retry(self, function: Callable[..., object], *args: object) -> object:
+        retry = KazooRetry(max_tries=-1, delay=0.1, max_delay=1, deadline=self.release_deadline)
+        return retry(function, *args)
+
+    def _delete(self, name: str | None) -> None:
+        if name is None:
+            return
+        try:
+            self.client.delete(f"{self.path}/{name}")
+        except NoNodeError:
+            pass
+        except KazooException:
+            # A request goes with its session anyway; a registration is
+            # retried by the caller.
+            if name.startswith(DEPLOYING):
+                raise
+
+    def __enter__(self) -> ServiceLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.release()
+        except BaseException as lost:
+            if error is not None:
+                raise lost from error
+            raise
+
+
+def _request_of(registration: str) -> str:
+    uuid_part, _, sequence = registration[len(DEPLOYING) :].rpartition("-")
+    return f"{uuid_part}{REQUEST}{sequence}"
+
+
+def _sequence(name: str) -> int:
+    match = _SEQUENCE.search(name)
+    assert match is not None
+    return int(match.group(1))
