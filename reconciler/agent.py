@@ -74,11 +74,7 @@ def run_measured(reconciler: Reconciler, metrics: Metrics) -> Outcome:
         metrics.run_finished(name, time.monotonic() - started, ok=converged)
         metrics.cluster_version(reconciler.cluster.version())
         metrics.host_version(reconciler.host_version)
-        try:
-            metrics.flush()
-        except ConfigError as e:
-            # Checked at start: a disk that filled up since must not stop runs.
-            logger.warning(str(e))
+        metrics.flush_after_run()
 
 
 class Daemon:

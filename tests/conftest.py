@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.zkfixtures"]
+pytest_plugins = ["tests.zkfixtures", "tests.support_prometheus"]
