@@ -1,0 +1,94 @@
+"""A restart after a crash takes its own stale host node over at once; an
+agent that is really running is still refused. Real agent processes, a real
+ZooKeeper (whose session timeout is far longer than the restart)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import SandboxHost
+from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster_version
+
+REFUSED = "ERROR Another agent is running"
+
+
+def test_restart_after_sigkill_takes_over_at_once(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str
+) -> None:
+    host = seed_host(tmp_path, zk)
+    host.extra["zookeeper-session-timeout"] = "30"  # expiry would take 30 s
+    first = AgentProcess(host, zk_chroot)
+    first.wait_for_message("INFO Agent starting, cluster 1, host 1")
+    owner = zk.exists(HOST_NODE).ephemeralOwner
+    assert (host.run_directory / "session").read_text() == f"0x{owner:x}\n"
+    first.process.send_signal(signal.SIGKILL)
+    assert first.process.wait(10) == -signal.SIGKILL
+    assert zk.exists(HOST_NODE).ephemeralOwner == owner  # ZooKeeper can't know yet
+
+    import_fixture(zk, "seed-v2")
+    set_cluster_version(zk, 2)
+    started = time.monotonic()
+    again = AgentProcess(host, zk_chroot)
+    try:
+        messages = again.wait_for_message("INFO Done deploying version 2", timeout=10)
+        took = time.monotonic() - started
+        assert REFUSED not in messages
+        assert messages[:2] == [
+            f"INFO Taking over the host node of this host's previous agent "
+            f"(session 0x{owner:x}, no longer running)",
+            "INFO Agent starting, cluster 2, host 1",
+        ]
+        now = zk.exists(HOST_NODE).ephemeralOwner
+        assert now not in (0, owner)
+        assert (host.run_directory / "session").read_text() == f"0x{now:x}\n"
+        # A new process, a run, all well within the 30 s session timeout.
+        assert took < 10, took
+    finally:
+        assert again.stop() == 0
+    print(f"restart after SIGKILL: converged to version 2 in {took:.2f} s")
+
+
+def test_running_agent_of_another_run_directory_is_refused(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str
+) -> None:
+    """Same host id, its own run directory (its lock is free): the node's
+    owner is not the session this run directory recorded."""
+    host = seed_host(tmp_path / "a", zk)
+    first = AgentProcess(host, zk_chroot)
+    try:
+        first.wait_for_message("INFO Agent starting, cluster 1, host 1")
+        owner = zk.exists(HOST_NODE).ephemeralOwner
+        elsewhere = SandboxHost(tmp_path / "b")
+        # Even with a stale session file of its own.
+        (elsewhere.run_directory / "session").write_text("0x1234\n")
+        second = AgentProcess(elsewhere, zk_chroot)
+        assert second.process.wait(20) == 1
+        second.reader.join(5)
+        assert REFUSED in second.messages()
+        assert zk.exists(HOST_NODE).ephemeralOwner == owner
+    finally:
+        assert first.stop() == 0
+
+
+def test_frozen_agent_is_not_taken_over(tmp_path: Path, zk: KazooClient, zk_chroot: str) -> None:
+    """Stopped (SIGSTOP), not dead: its session and its lock on the run
+    directory live on, and a second agent must not take its node."""
+    host = seed_host(tmp_path, zk)
+    first = AgentProcess(host, zk_chroot)
+    try:
+        first.wait_for_message("INFO Agent starting, cluster 1, host 1")
+        owner = zk.exists(HOST_NODE).ephemeralOwner
+        first.process.send_signal(signal.SIGSTOP)
+        second = AgentProcess(host, zk_chroot)
+        assert second.process.wait(20) == 1
+        second.reader.join(5)
+        assert REFUSED in second.messages()
+        assert zk.exists(HOST_NODE).ephemeralOwner == owner
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+        assert first.stop() == 0
