@@ -17,6 +17,15 @@ from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster
 REFUSED = "ERROR Another agent is running"
 
 
+def assert_refused(host: SandboxHost, connection: str, zk: KazooClient, owner: int) -> None:
+    """An agent for `host` exits 1, refused, and the node stays `owner`'s."""
+    second = AgentProcess(host, connection)
+    assert second.process.wait(20) == 1
+    second.reader.join(5)
+    assert REFUSED in second.messages()
+    assert zk.exists(HOST_NODE).ephemeralOwner == owner
+
+
 def test_restart_after_sigkill_takes_over_at_once(
     tmp_path: Path, zk: KazooClient, zk_chroot: str
 ) -> None:
@@ -66,11 +75,7 @@ def test_running_agent_of_another_run_directory_is_refused(
         elsewhere = SandboxHost(tmp_path / "b")
         # Even with a stale session file of its own.
         (elsewhere.run_directory / "session").write_text("0x1234\n")
-        second = AgentProcess(elsewhere, zk_chroot)
-        assert second.process.wait(20) == 1
-        second.reader.join(5)
-        assert REFUSED in second.messages()
-        assert zk.exists(HOST_NODE).ephemeralOwner == owner
+        assert_refused(elsewhere, zk_chroot, zk, owner)
     finally:
         assert first.stop() == 0
 
@@ -84,11 +89,7 @@ def test_frozen_agent_is_not_taken_over(tmp_path: Path, zk: KazooClient, zk_chro
         first.wait_for_message("INFO Agent starting, cluster 1, host 1")
         owner = zk.exists(HOST_NODE).ephemeralOwner
         first.process.send_signal(signal.SIGSTOP)
-        second = AgentProcess(host, zk_chroot)
-        assert second.process.wait(20) == 1
-        second.reader.join(5)
-        assert REFUSED in second.messages()
-        assert zk.exists(HOST_NODE).ephemeralOwner == owner
+        assert_refused(host, zk_chroot, zk, owner)
     finally:
         first.process.send_signal(signal.SIGCONT)
         assert first.stop() == 0
