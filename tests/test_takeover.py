@@ -12,7 +12,15 @@ from kazoo.client import KazooClient
 
 from tests.support.agent_process import AgentProcess
 from tests.support.sandbox_host import SandboxHost
-from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster_version
+from tests.support.seed import (
+    HOST_NODE,
+    import_fixture,
+    seed_host,
+    set_cluster_version,
+    wait_until,
+)
+from tests.support_prometheus import free_port
+from tests.test_metrics import samples, scrape
 
 REFUSED = "ERROR Another agent is running"
 
@@ -93,3 +101,54 @@ def test_frozen_agent_is_not_taken_over(tmp_path: Path, zk: KazooClient, zk_chro
     finally:
         first.process.send_signal(signal.SIGCONT)
         assert first.stop() == 0
+
+
+def started_up(port: int) -> None:
+    """The agent serving on `port` finished its start-up run (nothing to
+    do): its signal handlers are in place."""
+    nothing = ("reconciler_runs_total", (("outcome", "nothing"),))
+
+    def done() -> bool:
+        try:
+            return samples(scrape(port)).get(nothing) == 1
+        except OSError:  # not serving yet
+            return False
+
+    wait_until(done)
+
+
+def test_after_a_session_expiry_the_new_session_is_recorded(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str
+) -> None:
+    """Registered again after an expiry, the agent records its new session:
+    a crash after that is still taken over. The expiry is counted."""
+    host = seed_host(tmp_path, zk)
+    host.extra["zookeeper-session-timeout"] = "2"
+    port = free_port()
+    host.extra["metrics-address"] = f"127.0.0.1:{port}"
+    first = AgentProcess(host, zk_chroot)
+    try:
+        first.wait_for_message("INFO Agent starting, cluster 1, host 1")
+        started_up(port)
+        owner = zk.exists(HOST_NODE).ephemeralOwner
+        first.process.send_signal(signal.SIGSTOP)  # frozen past its session timeout
+        wait_until(lambda: zk.exists(HOST_NODE) is None)
+        first.process.send_signal(signal.SIGCONT)
+        first.wait_for_message("WARNING ZooKeeper session expired; registering the host again")
+        wait_until(lambda: zk.exists(HOST_NODE) is not None)
+        renewed = zk.exists(HOST_NODE).ephemeralOwner
+        assert renewed != owner
+        assert (host.run_directory / "session").read_text() == f"0x{renewed:x}\n"
+        got = samples(scrape(port))
+        assert got[("reconciler_zookeeper_session_expiries_total", ())] == 1
+        assert got[("reconciler_zookeeper_session_state", (("state", "connected"),))] == 1
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(10)
+    again = AgentProcess(host, zk_chroot)
+    try:
+        again.wait_for_message("INFO Agent starting, cluster 1, host 1", timeout=10)
+        started_up(port)
+        assert REFUSED not in again.messages()
+    finally:
+        assert again.stop() == 0
