@@ -21,7 +21,9 @@ from tests.support.sandbox_host import TREES, SandboxHost
 from tests.support.seed import import_fixture, seed_host, set_cluster_version
 from tests.support_prometheus import PrometheusFactory, Sample, free_port
 from tests.test_metrics import samples
+from tests.test_roles import tree as role_tree
 from tests.test_sync import CLUSTER_V1, Repo
+from tests.test_vcs import app_tree
 
 # Where the report's scrape excerpt is kept, when asked for.
 SCRAPE_OUT = os.environ.get("RECONCILER_SCRAPE_OUT")
@@ -150,3 +152,22 @@ def test_sync_writes_the_textfile(
     # ZooKeeper still holds the revision synced before.
     assert got[("reconciler_sync_revision_info", (("revision", revision),))] == 1
     capsys.readouterr()
+
+
+def test_once_counts_controller_and_vcs_commands(tmp_path: Path) -> None:
+    host = SandboxHost(tmp_path, role="my.role", extra={"metrics-file": "reconciler.prom"})
+    path = tmp_path / "reconciler.prom"
+    assert host.reconcile(host.tree_file(role_tree() + "/hosts\n  version = 1\n")).returncode == 0
+    got = samples(path.read_text())
+    # starting-deployments and ending-deployments
+    assert got[("reconciler_commands_total", (("kind", "controller"),))] == 2
+
+    assert got[("reconciler_command_failures_total", (("kind", "controller"),))] == 0
+
+    # Host-based deployments are for hosts without a role.
+    plain = SandboxHost(tmp_path / "plain", extra={"metrics-file": "reconciler.prom"})
+    clone = plain.tree_file(app_tree(f"git:{tmp_path / 'nowhere'}#main", 2))
+    assert plain.reconcile(clone).returncode == 1
+    got = samples((tmp_path / "plain" / "reconciler.prom").read_text())
+    assert got[("reconciler_commands_total", (("kind", "vcs"),))] == 1  # git clone
+    assert got[("reconciler_command_failures_total", (("kind", "vcs"),))] == 1
