@@ -232,16 +232,19 @@ class Daemon:
 
 
 def serve_until_signalled(daemon: Daemon, reconciler: Reconciler) -> None:
-    worker = threading.Thread(target=daemon.serve, args=(reconciler,), name="reconciler")
-    worker.start()
-
     def shutdown(signum: int, frame: FrameType | None) -> None:
         logger.info(f"Stopping on {signal.Signals(signum).name}")
         notify.stopping()
         daemon.stop.set()
 
+    # Handlers first: a SIGTERM right after the start (or right after
+    # READY=1, which lets systemd stop the service) stops cleanly. READY=1
+    # before the worker's first WATCHDOG=1.
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    notify.ready(daemon.status(reconciler, "Agent running"))
+    worker = threading.Thread(target=daemon.serve, args=(reconciler,), name="reconciler")
+    worker.start()
     while worker.is_alive():
         worker.join(0.5)
 
@@ -283,7 +286,6 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
             metrics.flush()  # an unwritable file is an error now, not after a run
         if once or daemon is None:
             return run_measured(reconciler, metrics).exit_status
-        notify.ready(daemon.status(reconciler, "Agent running"))
         serve_until_signalled(daemon, reconciler)
         return 0
     finally:
