@@ -10,6 +10,19 @@ is opened (a tree file, or ZooKeeper) and in whether runs repeat:
   runs one reconciliation per queued change until SIGTERM/SIGINT sets the
   stop event, which the run checks between steps.
 
+Registration holds the run directory's `agent.lock` for the process's life
+and records the session id there: a restart after a crash (the lock is
+free) takes over a host node still owned by its predecessor's session
+instead of waiting for ZooKeeper to expire it; an agent that is really
+running (the lock is held, or the node belongs to a session we did not
+record) is refused.
+
+Every run is counted in the metrics (`reconciler.metrics`, flushed after
+each run); under systemd (`reconciler.notify`) the daemon sends READY=1
+once registered and watching, WATCHDOG=1 from the worker (idle, between
+steps, while waiting for a lock: never while a command runs, so a hung
+command gets the agent restarted) and STOPPING=1 on SIGTERM/SIGINT.
+
 A reconciliation itself is `run.Reconciler`'s.
 """
 
@@ -17,6 +30,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -24,36 +38,74 @@ from kazoo.client import KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from loguru import logger
 
+from reconciler import notify
 from reconciler.cluster import Cluster
 from reconciler.config import Config
 from reconciler.errors import ConfigError
+from reconciler.metrics import Metrics
 from reconciler.model import HostIdentity
-from reconciler.run import Reconciler
+from reconciler.run import Outcome, Reconciler
 from reconciler.treefile import TreeFileCluster
-from reconciler.zk.cluster import ZooKeeperCluster
+from reconciler.zk.cluster import ClusterHooks, ZooKeeperCluster
 from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
 from reconciler.zk.storage import encode
+
+RUNNING = "Another agent is running"
+# The worker wakes at least this often, idle or not (stop, watchdog).
+IDLE_WAKE = 0.5
 
 
 class AgentRunning(Exception):
     pass
 
 
+def run_measured(reconciler: Reconciler, metrics: Metrics) -> Outcome:
+    """One run, counted (by outcome; `error` when it raised) and timed,
+    with the versions after it; the textfile is rewritten."""
+    started = time.monotonic()
+    outcome: Outcome | None = None
+    try:
+        outcome = reconciler.run()
+        return outcome
+    finally:
+        name = outcome.name.lower() if outcome else "error"
+        converged = outcome in (Outcome.DONE, Outcome.NOTHING)
+        metrics.run_finished(name, time.monotonic() - started, ok=converged)
+        metrics.cluster_version(reconciler.cluster.version())
+        metrics.host_version(reconciler.host_version)
+        metrics.flush_after_run()
+
+
 class Daemon:
     """One ZooKeeper session of this host: its cluster, its host node, and
     the event that queues a run."""
 
-    def __init__(self, config: Config, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        config: Config,
+        stop: threading.Event,
+        metrics: Metrics | None = None,
+        watchdog: notify.Watchdog | None = None,
+    ) -> None:
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
+        self.metrics = metrics or Metrics()
+        self.watchdog = watchdog or notify.Watchdog({})
         try:
             self.client = connect(settings(config), readable=HOSTS)
         except ZooKeeperUnavailable as e:
             raise ConfigError(str(e)) from None
         self.pending = threading.Event()
         self.stop = stop
-        self.cluster = ZooKeeperCluster(self.client, self.host, stop, on_change=self.pending.set)
+        hooks = ClusterHooks(
+            version_seen=self.metrics.cluster_version,
+            lock_waited=self.metrics.lock_waited,
+            waiting=self.watchdog.ping_if_due,
+        )
+        self.cluster = ZooKeeperCluster(
+            self.client, self.host, stop, on_change=self.pending.set, hooks=hooks
+        )
         self.registered = False
         self.session_lost = False
         self.reconciler: Reconciler | None = None
@@ -63,7 +115,15 @@ class Daemon:
     def register(self, reconciler: Reconciler) -> None:
         """Create the ephemeral host node. A legacy persistent node (left by
         the original agent) gives its `version` as the host version, even
-        over the host version file (agent.md), and is replaced."""
+        over the host version file (agent.md), and is replaced. An ephemeral
+        node left by this host's previous agent is taken over (see the
+        module's docstring)."""
+        rundir = reconciler.rundir
+        try:
+            if not rundir.lock():
+                raise AgentRunning(RUNNING)
+        except OSError as e:
+            raise ConfigError(f"Can't lock {rundir.lock_file}: {e.strerror or e}") from None
         self.client.ensure_path(HOSTS)
         path = self.cluster.host_path
         try:
@@ -72,13 +132,32 @@ class Daemon:
             pass
         else:
             if stat.ephemeralOwner:
-                raise AgentRunning("Another agent is running")
-            reconciler.host_version = read_properties(self.client, path).get("version")
-            self.client.delete(path)
+                self._take_over(stat.ephemeralOwner, rundir.read_session())
+            else:
+                reconciler.host_version = read_properties(self.client, path).get("version")
+                self.client.delete(path)
         self.reconciler = reconciler
         self._create_host_node()
         self.registered = True
         self.client.add_listener(self._session_changed)
+        self.metrics.session_state(self.client.state)
+
+    def _take_over(self, owner: int, recorded: int | None) -> None:
+        """The host node belongs to a live session. Ours to delete only when
+        it is the one our previous agent recorded: holding the lock, we
+        know that agent is dead, and its session merely not expired yet.
+        Anything else (another run directory, another host with our id)
+        may be an agent that is running."""
+        if owner != recorded or owner == self.client.client_id[0]:
+            raise AgentRunning(RUNNING)
+        logger.info(
+            f"Taking over the host node of this host's previous agent "
+            f"(session 0x{owner:x}, no longer running)"
+        )
+        try:
+            self.client.delete(self.cluster.host_path)
+        except NoNodeError:
+            pass  # expired meanwhile
 
     def _create_host_node(self) -> None:
         # The host version now: a registration after a session expiry
@@ -87,13 +166,21 @@ class Daemon:
         properties: dict[str, Any] = {"name": self.host.name, "version": version}
         if self.host.role:
             properties["role"] = self.host.role
+        # Recorded before the node exists: a crash in between leaves an id
+        # that owns nothing, never a node whose owner is unknown.
+        if self.reconciler:
+            self.reconciler.rundir.write_session(self.client.client_id[0])
         try:
             self.client.create(self.cluster.host_path, encode(properties), ephemeral=True)
         except NodeExistsError:
             pass  # Our session still holds it (a reconnect, not an expiry).
 
     def _session_changed(self, state: str) -> None:
+        self.metrics.session_state(state)
         if state == KazooState.LOST:
+            # kazoo says LOST on our own close too (`close` unregisters first).
+            if self.registered:
+                self.metrics.session_expired()
             self.session_lost = True
         elif state == KazooState.CONNECTED and self.session_lost and self.registered:
             self.session_lost = False
@@ -120,13 +207,20 @@ class Daemon:
     def serve(self, reconciler: Reconciler) -> None:
         """Run a reconciliation at start and after every change, until stopped."""
         self.pending.set()
+        wake = min(IDLE_WAKE, self.watchdog.interval or IDLE_WAKE)
         while not self.stop.is_set():
-            if not self.pending.wait(0.5):
+            self.watchdog.ping_if_due()
+            if not self.pending.wait(wake):
                 continue
             self.pending.clear()
             if self.stop.is_set():
                 break
-            reconciler.run()
+            outcome = run_measured(reconciler, self.metrics)
+            notify.status(self.status(reconciler, outcome.value))
+
+    def status(self, reconciler: Reconciler, state: str) -> str:
+        """The line `systemctl status` shows."""
+        return f"{state}; cluster {self.cluster.version()!r}, host {reconciler.host_version!r}"
 
     def close(self) -> None:
         self.registered = False
@@ -134,18 +228,24 @@ class Daemon:
             self.client.stop()
         finally:
             self.client.close()
+            if self.reconciler:
+                self.reconciler.rundir.unlock()
 
 
 def serve_until_signalled(daemon: Daemon, reconciler: Reconciler) -> None:
-    worker = threading.Thread(target=daemon.serve, args=(reconciler,), name="reconciler")
-    worker.start()
-
     def shutdown(signum: int, frame: FrameType | None) -> None:
         logger.info(f"Stopping on {signal.Signals(signum).name}")
+        notify.stopping()
         daemon.stop.set()
 
+    # Handlers first: a SIGTERM right after the start (or right after
+    # READY=1, which lets systemd stop the service) stops cleanly. READY=1
+    # before the worker's first WATCHDOG=1.
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    notify.ready(daemon.status(reconciler, "Agent running"))
+    worker = threading.Thread(target=daemon.serve, args=(reconciler,), name="reconciler")
+    worker.start()
     while worker.is_alive():
         worker.join(0.5)
 
@@ -155,13 +255,22 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
     stop = threading.Event()
     daemon: Daemon | None = None
     cluster: Cluster
+    metrics = Metrics()
+    watchdog = notify.Watchdog()
     if config.tree is None:
-        daemon = Daemon(config, stop)
+        daemon = Daemon(config, stop, metrics, watchdog)
         cluster = daemon.cluster
     else:
         cluster = TreeFileCluster.read(config.tree)
     try:
-        reconciler = Reconciler(config, cluster, stop, verbose=verbose)
+        reconciler = Reconciler(
+            config,
+            cluster,
+            stop,
+            verbose=verbose,
+            on_command=metrics.command_finished,
+            heartbeat=watchdog.ping_if_due,
+        )
         if plan_only:
             reconciler.print_plan()
             return 0
@@ -171,10 +280,16 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
             except AgentRunning as e:
                 logger.error(str(e))
                 return 1
+        # After registering: a second agent is refused as such, not for
+        # the port the running one serves on.
+        if config.metrics_address or config.metrics_file:
+            metrics.configure(config.metrics_address, config.metrics_file)
+            metrics.flush()  # an unwritable file is an error now, not after a run
         if once or daemon is None:
-            return reconciler.run().exit_status
+            return run_measured(reconciler, metrics).exit_status
         serve_until_signalled(daemon, reconciler)
         return 0
     finally:
         if daemon:
             daemon.close()
+        metrics.close()

@@ -45,7 +45,7 @@ class Executor:
         self.runner = runner
         self.fs = fs
         self.packages = packages
-        self.vcs = vcs or Vcs(runner, fs)
+        self.vcs = vcs or Vcs(runner.for_kind("vcs"), fs)
         self.cluster = cluster
         self.rundir = rundir
         self.version = version
@@ -58,7 +58,10 @@ class Executor:
         match step:
             case steps.Undeploy():
                 self.status(f"undeploying {step.path} {step.n}")
-                self.runner.run([steps.deploy_script(step.rpm), "-u", step.path, str(step.n)])
+                self.runner.run(
+                    [steps.deploy_script(step.rpm), "-u", step.path, str(step.n)],
+                    kind="deploy_script",
+                )
                 self.fs.remove_records(step.app, step.path, step.n)
             case steps.InstallPackage():
                 self.status(f"installing {step.rpm} {step.version}")
@@ -70,7 +73,7 @@ class Executor:
                 self.deploy(step)
             case steps.ControllerCommand():
                 self.status(f"{step.command} {step.role}")
-                self.runner.run(step.argv())
+                self.runner.run(step.argv(), kind="controller")
             case steps.RemoveSoftware():
                 self.status(f"removing {step.name}")
                 if step.checkout:
@@ -108,5 +111,5 @@ class Executor:
         self.fs.ensure_config_dir(step.app)
         # The lock halts the cluster, while still held, if the script fails.
         with self.cluster.lock(path_name(step.path)) if step.lock else nullcontext():
-            self.runner.run(step.argv())
+            self.runner.run(step.argv(), kind="deploy_script")
         self.fs.write_script_record(step.app, step.path, step.n, steps.deploy_script(step.rpm))

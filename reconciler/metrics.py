@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
@@ -120,6 +121,14 @@ class _Exported:
                 write_to_textfile(str(self.file), self.registry)
             except OSError as e:
                 raise ConfigError(f"metrics-file {self.file}: {e.strerror or e}") from None
+
+    def flush_after_run(self) -> None:
+        """`flush`, logging a failure: checked at start (a first `flush`),
+        a disk that filled up since must not stop the runs."""
+        try:
+            self.flush()
+        except ConfigError as e:
+            logger.warning(str(e))
 
     def close(self) -> None:
         """Stop the HTTP endpoint (the textfile stays for the collector)."""

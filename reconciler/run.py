@@ -34,7 +34,7 @@ from loguru import logger
 
 from reconciler.cluster import Abandoned, Cluster, Stopped
 from reconciler.config import Config
-from reconciler.drivers.command import Runner
+from reconciler.drivers.command import CommandObserver, Runner
 from reconciler.drivers.dnf import Dnf
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager, Yum
@@ -86,14 +86,19 @@ class Reconciler:
         cluster: Cluster,
         stop: threading.Event | None = None,
         verbose: bool = False,
+        on_command: CommandObserver | None = None,
+        heartbeat: Callable[[], object] = lambda: None,
     ) -> None:
         self.config = config
         self.cluster = cluster
         self.stop = stop or threading.Event()
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
-        self.runner = Runner(config.root, config.path, verbose=verbose)
+        self.runner = Runner(config.root, config.path, verbose=verbose, on_command=on_command)
         self.fs = FileSystem(config.root)
-        self.packages = package_manager(config, self.runner)
+        self.packages = package_manager(config, self.runner.for_kind("package_manager"))
+        # Called between steps: the daemon pings systemd's watchdog here,
+        # so that only a command that hangs (not a long run) is fatal.
+        self.heartbeat = heartbeat
         self.rundir = RunDirectory(config.run_directory)
         self.host_version: Any = self.rundir.read_host_version()
         # The halt was already reported (by the end of the last run): the
@@ -196,6 +201,7 @@ class Reconciler:
 
     def between_steps(self, abandonable: bool) -> None:
         """Stop when asked to; abandon when another host halted the cluster."""
+        self.heartbeat()
         if self.stop.is_set():
             raise Stopped()
         if abandonable and self.cluster.version() is None:
@@ -215,7 +221,7 @@ class Reconciler:
         logger.info("Running after hook")
         succeeded = True
         try:
-            self.runner.run(list(self.config.after))
+            self.runner.run(list(self.config.after), kind="hook")
         except Exception as error:
             self.fail(error, version, "after", f"FAILED after deploying version {version}")
             succeeded = False

@@ -1,7 +1,9 @@
-"""The run directory: `host_version` and `status`, both written atomically."""
+"""The run directory: `host_version` and `status`, both written atomically;
+the daemon's `agent.lock` and `session` (see `lock` and `write_session`)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -41,6 +43,9 @@ class RunDirectory:
         self.path = path
         self.host_version_file = path / "host_version"
         self.status_file = path / "status"
+        self.lock_file = path / "agent.lock"
+        self.session_file = path / "session"
+        self._lock_fd: int | None = None
 
     def read_host_version(self) -> Any:
         """At start-up: also removes what an interrupted write left."""
@@ -63,3 +68,41 @@ class RunDirectory:
         # The status text names paths and versions from the tree: one line.
         line = f"{int(time.time())} {os.getpid()} {version_text(version)} {printable(status)}\n"
         write_atomically(self.status_file, line)
+
+    # The daemon's lock and ZooKeeper session: what lets a restart after a
+    # crash take over its own stale host node at once.
+
+    def lock(self) -> bool:
+        """Hold `agent.lock` (flock) until `unlock` or this process's end;
+        False when another process holds it: an agent of this host is
+        running. The kernel drops the lock when its holder dies, SIGKILL
+        included, so a free lock means every earlier agent is gone. Raises
+        OSError when the file can't be opened."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        # Not inherited by commands (os.open's default): a deploy script
+        # that leaves a service running must not keep the lock.
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def read_session(self) -> int | None:
+        """The ZooKeeper session id the last agent registered with."""
+        try:
+            return int(self.session_file.read_text().strip(), 16)
+        except (OSError, ValueError):
+            return None
+
+    def write_session(self, session_id: int) -> None:
+        """Only the id (hex, as ZooKeeper logs it), never the password: it
+        identifies the owner of a stale host node, it can't resume it."""
+        write_atomically(self.session_file, f"0x{session_id:x}\n")

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.zkfixtures", "tests.zksecure"]
+pytest_plugins = ["tests.zkfixtures", "tests.zksecure", "tests.support_prometheus"]

@@ -14,7 +14,7 @@ from reconciler.cli import main
 from reconciler.config import load
 from reconciler.errors import ConfigError
 from reconciler.metrics import Metrics, SyncMetrics, parse_address
-from tests.support_prometheus import PrometheusFactory, prometheus  # noqa: F401 (fixture)
+from tests.support_prometheus import PrometheusFactory
 
 BASE = "[zkdeployment]\nhost-id = h1\nrun-directory = run\n"
 
@@ -189,7 +189,7 @@ def test_config_bad_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().err.startswith(f"{path}: metrics-address: ")
 
 
-def test_real_prometheus(metrics: Metrics, prometheus: PrometheusFactory) -> None:  # noqa: F811
+def test_real_prometheus(metrics: Metrics, prometheus: PrometheusFactory) -> None:
     server = prometheus([f"127.0.0.1:{metrics.port}"])
     metrics.run_finished("done", 3.0, ok=True)
     metrics.run_finished("done", 3.0, ok=True)

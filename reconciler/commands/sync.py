@@ -6,6 +6,9 @@ and journald capture one stream. Exit status: 0 synced, nothing to do or dry
 run; 1 refused (halted cluster, unconverged host, another sync running),
 tree errors or a failure (git, ZooKeeper); 2 bad usage or no ZooKeeper. A
 loop exits 0 when stopped; a failed round is logged and the loop goes on.
+
+With `--metrics-address`/`--metrics-file` every round is counted by
+outcome (`reconciler.metrics.SyncMetrics`), an exception as `error`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from loguru import logger
 from reconciler import logs
 from reconciler.commands.tree import add_zookeeper_option, client_for, policy_of
 from reconciler.errors import ConfigError
-from reconciler.sync import SyncError, git_checkout, sync
+from reconciler.metrics import SyncMetrics, add_options
+from reconciler.sync import Outcome, SyncError, git_checkout, sync
 from reconciler.zk import acl as zkacl
 from reconciler.zk.connect import denied
 
@@ -50,6 +54,7 @@ def register(commands: Any) -> None:
         help="sync every S seconds until SIGTERM or SIGINT (default: once)",
     )
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per record")
+    add_options(parser)
     add_zookeeper_option(parser)
     parser.set_defaults(handler=run)
 
@@ -66,12 +71,21 @@ def positive_seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     logs.setup(json_lines=args.log_json)
-    if args.interval is None:
-        return sync_once(args)
-    return sync_loop(args, args.interval)
+    metrics = SyncMetrics()
+    try:
+        if args.metrics_address or args.metrics_file:
+            metrics.configure(args.metrics_address, args.metrics_file)
+            metrics.flush()  # an unwritable file is a usage error now
+        if args.interval is None:
+            return sync_once(args, metrics)
+        return sync_loop(args, args.interval, metrics)
+    finally:
+        metrics.close()
 
 
-def sync_once(args: argparse.Namespace) -> int:
+def sync_once(args: argparse.Namespace, metrics: SyncMetrics) -> int:
+    outcome: Outcome | None = None
+    revision: str | None = None
     policy = policy_of(args)
     try:
         with git_checkout(args.repository) as tree:
@@ -83,6 +97,8 @@ def sync_once(args: argparse.Namespace) -> int:
                         logger.info(f"ACL set: {path}")
                 acl = policy.acl if policy else None
                 outcome = sync(client, tree, dry_run=args.dry_run, force=args.force, acl=acl)
+                if outcome in (Outcome.SYNCED, Outcome.UNCHANGED):
+                    revision = tree.revision
                 return outcome.exit_status
             finally:
                 client.stop()
@@ -94,10 +110,13 @@ def sync_once(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except KazooException as e:
         logger.error(f"ZooKeeper failed: {type(e).__name__} {e}".rstrip())
+    finally:
+        metrics.sync_finished(outcome.value if outcome else "error", revision)
+        metrics.flush_after_run()
     return EXIT_FAILED
 
 
-def sync_loop(args: argparse.Namespace, interval: float) -> int:
+def sync_loop(args: argparse.Namespace, interval: float, metrics: SyncMetrics) -> int:
     stop = threading.Event()
 
     def stopping(signum: int, frame: FrameType | None) -> None:
@@ -109,7 +128,7 @@ def sync_loop(args: argparse.Namespace, interval: float) -> int:
     try:
         while not stop.is_set():
             try:
-                sync_once(args)
+                sync_once(args, metrics)
             except ConfigError as e:  # ZooKeeper unreachable: try again next round
                 logger.error(str(e))
             stop.wait(interval)

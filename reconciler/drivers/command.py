@@ -5,13 +5,20 @@ real host) before it runs. Its output (stdout and stderr together) is shown
 when it fails, or always in verbose mode. Host paths such as
 `/opt/z4m/bin/zookeeper-deploy` are run from under the root, so the same
 agent works on `/` in production and on a sandbox directory in tests.
+
+Each command has a `kind` (`package_manager`, `deploy_script`, `hook`,
+`controller`, `vcs`: the metrics' labels), given to `run` or made the
+default of a copy by `for_kind`; `on_command(kind, ok)` is told of every
+command of a kind once it ended (not runnable, or a failed check, is not
+ok; a query's non-zero answer is).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +40,10 @@ class HostPath(str):
     __slots__ = ()
 
 
+# Told of every command with a kind: (kind, ok).
+CommandObserver = Callable[[str, bool], None]
+
+
 @dataclass(frozen=True)
 class Result:
     returncode: int
@@ -46,8 +57,11 @@ class Runner:
         path: Sequence[Path] = (),
         verbose: bool = False,
         extra_env: dict[str, str] | None = None,
+        on_command: CommandObserver | None = None,
     ) -> None:
         self.root = root
+        self.kind: str | None = None
+        self.on_command = on_command
         self.verbose = verbose
         self.env = dict(os.environ)
         search = [str(p) for p in path]
@@ -73,12 +87,38 @@ class Runner:
                 return candidate
         raise ReconcilerError(f"Command not found: {name}")
 
-    def run(self, argv: Sequence[str], *, cwd: str | None = None, check: bool = True) -> Result:
+    def for_kind(self, kind: str) -> Runner:
+        """This runner, running commands of `kind` unless told otherwise
+        (the package manager's and the vcs driver's runner)."""
+        runner = copy.copy(self)
+        runner.kind = kind
+        return runner
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        check: bool = True,
+        kind: str | None = None,
+    ) -> Result:
         """Run `argv`; raise CommandFailed on a non-zero exit when `check`.
 
         With `check=False` the command is a query: its exit status is an
         answer, not a failure, so nothing is reported as FAILURE.
         """
+        kind = kind or self.kind
+        if kind is None or self.on_command is None:
+            return self._run(argv, cwd, check)
+        try:
+            result = self._run(argv, cwd, check)
+        except Exception:
+            self.on_command(kind, False)
+            raise
+        self.on_command(kind, True)
+        return result
+
+    def _run(self, argv: Sequence[str], cwd: str | None, check: bool) -> Result:
         arguments = [str(self.host_path(a) if isinstance(a, HostPath) else a) for a in argv[1:]]
         argv = [str(a) for a in argv]
         logger.info(" ".join(argv))

@@ -14,13 +14,19 @@ The protocol on ZooKeeper nodes (agent.md):
 - `/agent-locks/<name>` is a kazoo `Lock` (identifier: the host name),
   acquired by polling so that a stop or a halt ends the wait.
 - `/role-locks/<role>` is the persistent role lock (`zk.rolelock`).
+
+`ClusterHooks` tell the daemon what its metrics and watchdog need: every
+version the watch delivers, how long each lock wait took, and that a lock
+wait is still alive (called about every `LOCK_POLL` seconds).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -42,6 +48,17 @@ def cluster_version(data: bytes | None) -> Any:
     return decode(data).get("version") if data is not None else None
 
 
+def _ignore(*args: object) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterHooks:
+    version_seen: Callable[[Any], None] = _ignore
+    lock_waited: Callable[[float], None] = _ignore
+    waiting: Callable[[], object] = _ignore
+
+
 class ZooKeeperCluster:
     """A `reconciler.cluster.Cluster` on a connected kazoo client.
 
@@ -55,8 +72,10 @@ class ZooKeeperCluster:
         host: HostIdentity,
         stop: threading.Event,
         on_change: Callable[[], None] = lambda: None,
+        hooks: ClusterHooks = ClusterHooks(),
     ) -> None:
         self.client = client
+        self.hooks = hooks
         self.host = host
         self.host_path = f"{HOSTS}/{host.id}"
         self.stop = stop
@@ -68,6 +87,7 @@ class ZooKeeperCluster:
 
     def _delivered(self, data: bytes | None, stat: Any) -> None:
         version = cluster_version(data)
+        self.hooks.version_seen(version)
         if not self.watched or version != self.cached_version:
             self.cached_version = version
             self.watched = True
@@ -102,17 +122,21 @@ class ZooKeeperCluster:
     @contextmanager
     def _agent_lock(self, name: str) -> Iterator[object]:
         lock = self.client.Lock(f"{AGENT_LOCKS}/{name}", identifier=self.host.name)
-        while True:
-            try:
-                if lock.acquire(timeout=LOCK_POLL):
-                    break
-            except LockTimeout:
-                pass
-            try:
-                self._interrupt()
-            except (Stopped, Abandoned):
-                lock.cancel()
-                raise
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    if lock.acquire(timeout=LOCK_POLL):
+                        break
+                except LockTimeout:
+                    pass
+                try:
+                    self._interrupt()
+                except (Stopped, Abandoned):
+                    lock.cancel()
+                    raise
+        finally:
+            self.hooks.lock_waited(time.monotonic() - started)
         try:
             yield lock
         finally:
@@ -121,10 +145,18 @@ class ZooKeeperCluster:
     def role_lock(self, role: str) -> RoleLock:
         """Waiting for the role lock gives up (abandons the run) when another
         host halts the cluster: nothing is out of service yet."""
-        return RoleLock(self.client, role, self.host.id, self.host.name, self._interrupt)
+        return RoleLock(
+            self.client,
+            role,
+            self.host.id,
+            self.host.name,
+            self._interrupt,
+            waited=self.hooks.lock_waited,
+        )
 
     def _interrupt(self) -> None:
         """Called while waiting for a lock: end the wait on a stop or halt."""
+        self.hooks.waiting()
         if self.stop.is_set():
             raise Stopped()
         if self.version() is None:

@@ -20,6 +20,7 @@ host may have been left out of service.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -38,6 +39,7 @@ class RoleLock:
 
     `interrupt` is called about every `poll` seconds while waiting; it may
     raise to give up (a request made for this wait is then deleted).
+    `waited(seconds)` is told how long each wait took (the metrics).
     """
 
     def __init__(
@@ -48,7 +50,9 @@ class RoleLock:
         hostname: str,
         interrupt: Callable[[], None] = lambda: None,
         poll: float = 0.2,
+        waited: Callable[[float], None] = lambda seconds: None,
     ) -> None:
+        self.waited = waited
         self.client = client
         self.path = f"{ROLE_LOCKS}/{role}"
         self.requestor = requestor
@@ -82,12 +86,15 @@ class RoleLock:
             self._delete(created)
         else:
             self.request = created
+        started = time.monotonic()
         try:
             self._wait()
         except BaseException:
             if not self.adopted:
                 self.release()
             raise
+        finally:
+            self.waited(time.monotonic() - started)
 
     def _ours(self, name: str) -> bool:
         try:
