@@ -38,13 +38,13 @@ from kazoo.security import ACL, Id, Permissions
 from reconciler.errors import ConfigError
 from reconciler.tree import split_path
 from reconciler.zk.importer import Write, apply_writes
+from reconciler.zk.paths import AGENT_LOCKS, HOSTS, ROLE_LOCKS
 from reconciler.zk.reader import DEFAULT_WINDOW, normalize, read_tree
 from reconciler.zk.storage import decode, encode
 
-HOSTS = "/hosts"
 POLICY_NODE = "/acl-policy"
 # Made by the policy when missing, so that agents never need CREATE on `/`.
-AGENT_NODES = (HOSTS, "/agent-locks", "/role-locks")
+AGENT_NODES = (HOSTS, AGENT_LOCKS, ROLE_LOCKS)
 SCHEMES = ("digest", "sasl", "x509", "ip", "world", "super")
 
 R: int = Permissions.READ
@@ -76,9 +76,9 @@ class AclPolicy:
         names = split_path(path)
         if path == HOSTS:
             return R | C | W
-        if path == "/agent-locks":
+        if path == AGENT_LOCKS:
             return R | C  # kazoo's Lock makes `/agent-locks/<name>` itself
-        if names[:1] == ["role-locks"] and len(names) == 2:
+        if path.startswith(ROLE_LOCKS + "/") and len(names) == 2:
             return R | C | D  # requests come and go; the role's node stays
         return R
 
