@@ -1,6 +1,6 @@
 """Pytest plugin: a real ZooKeeper for the tests.
 
-Registered from tests/conftest.py (`pytest_plugins = ["tests.zkfixtures"]`).
+Registered from tests/conftest.py (`pytest_plugins = ["tests.support.zookeeper"]`).
 One private server runs for the whole session (it starts in about 0.3 s,
 but a session per test would add up); each test gets its own chroot, so
 tests can't see each other's nodes.
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
 
 from reconciler.zk.connect import connect
 from reconciler.zk.server import ZooKeeperServer
+from reconciler.zk.storage import encode
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +59,8 @@ def zk(zk_chroot: str) -> Iterator[KazooClient]:
     yield client
     client.stop()
     client.close()
+
+
+def register(zk: KazooClient, host_id: str, **properties: Any) -> None:
+    """An agent's host node, as a registered agent leaves it."""
+    zk.create(f"/hosts/{host_id}", encode(properties), ephemeral=True, makepath=True)
