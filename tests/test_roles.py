@@ -107,6 +107,27 @@ def failed(version: int) -> list[str]:
     return ["ERROR deploying", f"CRITICAL FAILED deploying version {version}"]
 
 
+def deployment(version: int, *lines: str) -> list[str]:
+    """A run's log lines: `lines` between its rule and its "Done"."""
+    return [
+        RULE,
+        f"INFO Deploying version {version}",
+        *lines,
+        f"INFO Done deploying version {version}",
+    ]
+
+
+def around_cms(controller: str) -> list[str]:
+    """The installed cms deployed between the controller's starting- and
+    ending-deployments."""
+    return [
+        STARTING.format(controller),
+        "INFO yum -q list installed z4m",
+        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
+        ENDING.format(controller),
+    ]
+
+
 def info(commands: list[str]) -> list[str]:
     return [f"INFO {c}" for c in commands]
 
@@ -138,53 +159,38 @@ def test_controller_install_upgrade_downgrade_switch_and_removal(
 
     # Upgrade.
     set_controller(zk, "my-rc", "1.1.0")
-    assert agent.deploy(zk, 2) == [
-        RULE,
-        "INFO Deploying version 2",
+    assert agent.deploy(zk, 2) == deployment(
+        2,
         "INFO yum -q list installed my-rc",
         "INFO yum -y clean all",
         "INFO yum -y install my-rc-1.1.0",
         "INFO yum -q list installed my-rc",
-        STARTING.format("my-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-rc"),
-        "INFO Done deploying version 2",
-    ]
+        *around_cms("my-rc"),
+    )
 
     # Downgrade: yum install never lowers a version; the fallback does.
     set_controller(zk, "my-rc", "1.0.0")
-    assert agent.deploy(zk, 3) == [
-        RULE,
-        "INFO Deploying version 3",
+    assert agent.deploy(zk, 3) == deployment(
+        3,
         "INFO yum -q list installed my-rc",
         "INFO yum -y clean all",
         "INFO yum -y install my-rc-1.0.0",
         "INFO yum -q list installed my-rc",
         "INFO yum -y downgrade my-rc-1.0.0",
         "INFO yum -q list installed my-rc",
-        STARTING.format("my-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-rc"),
-        "INFO Done deploying version 3",
-    ]
+        *around_cms("my-rc"),
+    )
 
     # Another package: the old one is removed first.
     set_controller(zk, "my-0-0-rc", "1.0.0")
-    assert agent.deploy(zk, 4) == [
-        RULE,
-        "INFO Deploying version 4",
+    assert agent.deploy(zk, 4) == deployment(
+        4,
         "INFO yum -y remove my-rc",
         "INFO yum -y clean all",
         "INFO yum -y install my-0-0-rc-1.0.0",
         "INFO yum -q list installed my-0-0-rc",
-        STARTING.format("my-0-0-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-0-0-rc"),
-        "INFO Done deploying version 4",
-    ]
+        *around_cms("my-0-0-rc"),
+    )
 
     # The role's controller configuration removed: so is the controller,
     # and the deploys take the per-service locks again.
@@ -219,9 +225,8 @@ def test_controller_from_git(
 
     # From the package to a checkout.
     set_controller(zk, "my-rc", version)
-    assert agent.deploy(zk, 2) == [
-        RULE,
-        "INFO Deploying version 2",
+    assert agent.deploy(zk, 2) == deployment(
+        2,
         "INFO yum -q list installed my-rc",
         "INFO yum -y remove my-rc",
         f"INFO git clone {repo.path} /opt/my-rc",
@@ -229,12 +234,8 @@ def test_controller_from_git(
         f"INFO Build my-rc ({version})",
         "INFO /opt/my-rc/stage-build",
         "INFO chmod -R a+rX .",
-        STARTING.format("my-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-rc"),
-        "INFO Done deploying version 2",
-    ]
+        *around_cms("my-rc"),
+    )
     assert (host.root / "opt/my-rc/.git").is_dir()
 
     # Removed: a checkout goes from disk.

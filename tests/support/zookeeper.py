@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -18,6 +19,17 @@ from kazoo.client import KazooClient
 from reconciler.zk.connect import connect
 from reconciler.zk.server import ZooKeeperServer
 from reconciler.zk.storage import encode
+
+
+@contextmanager
+def session(connection: str) -> Iterator[KazooClient]:
+    """A started client, stopped and closed at the end of the block."""
+    client = connect(connection)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +48,8 @@ def zk_server(zk_server_instance: ZooKeeperServer) -> str:
 @pytest.fixture(scope="session")
 def _zk_admin(zk_server: str) -> Iterator[KazooClient]:
     """A client on the real root, creating and removing the chroots."""
-    client = connect(zk_server)
-    yield client
-    client.stop()
-    client.close()
+    with session(zk_server) as client:
+        yield client
 
 
 @pytest.fixture
@@ -55,10 +65,8 @@ def zk_chroot(zk_server: str, _zk_admin: KazooClient) -> str:
 @pytest.fixture
 def zk(zk_chroot: str) -> Iterator[KazooClient]:
     """A started client on the test's chroot."""
-    client = connect(zk_chroot)
-    yield client
-    client.stop()
-    client.close()
+    with session(zk_chroot) as client:
+        yield client
 
 
 def register(zk: KazooClient, host_id: str, **properties: Any) -> None:
