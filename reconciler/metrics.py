@@ -38,6 +38,34 @@ SESSION_STATES = ("connected", "suspended", "lost")
 # Runs last from a second (nothing to do) to an hour (a slow fleet of RPMs).
 RUN_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
+# Every series' help text, the agent's then the sync's (README: Metrics).
+HELP = {
+    "reconciler_runs": "Runs finished, by outcome.",
+    "reconciler_run_duration_seconds": "Duration of a run.",
+    "reconciler_commands": "Commands run, by kind.",
+    "reconciler_command_failures": "Commands that failed (non-zero exit or not runnable), by kind.",
+    "reconciler_lock_wait_seconds": "Time spent waiting for role and agent locks.",
+    "reconciler_cluster_version_info": (
+        "The cluster version this agent last saw (label version; null: halted)."
+    ),
+    "reconciler_host_version_info": "The version this host last converged to (label version).",
+    "reconciler_converged": "1 when the host version equals the cluster version, else 0.",
+    "reconciler_halted": "1 when the cluster version is null (halted).",
+    "reconciler_last_success_timestamp_seconds": (
+        "Unix time of the last successful run (0: none yet)."
+    ),
+    "reconciler_zookeeper_session_state": (
+        "1 for the ZooKeeper session's current state, 0 for the others."
+    ),
+    "reconciler_zookeeper_session_expiries": "ZooKeeper sessions that expired.",
+    "reconciler_syncs": "Sync rounds, by outcome.",
+    "reconciler_sync_revision_info": "The revision last synced into ZooKeeper (label revision).",
+    "reconciler_sync_last_timestamp_seconds": (
+        "Unix time of the last sync round, whatever its outcome."
+    ),
+    "reconciler_sync_last_outcome_info": "The last sync round's outcome (label outcome).",
+}
+
 _ADDRESS = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})$")
 
 
@@ -63,6 +91,12 @@ class _Exported:
         self._server: WSGIServer | None = None
         # Series carried over from the last textfile (see `configure`).
         self.carried: dict[str, Counter | Gauge] = {}
+
+    def _counter(self, name: str, *labels: str) -> Counter:
+        return Counter(name, HELP[name], labels, registry=self.registry)
+
+    def _gauge(self, name: str, *labels: str) -> Gauge:
+        return Gauge(name, HELP[name], labels, registry=self.registry)
 
     def configure(self, address: str | None, file: Path | None) -> None:
         """Serve on `address` (`HOST:PORT`; port 0 picks a free one) and
@@ -150,66 +184,23 @@ class Metrics(_Exported):
 
     def __init__(self) -> None:
         super().__init__()
-        r = self.registry
-        self.runs = Counter(
-            "reconciler_runs", "Runs finished, by outcome.", ["outcome"], registry=r
-        )
+        self.runs = self._counter("reconciler_runs", "outcome")
         self.run_duration = Histogram(
             "reconciler_run_duration_seconds",
-            "Duration of a run.",
+            HELP["reconciler_run_duration_seconds"],
             buckets=RUN_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
-        self.commands = Counter(
-            "reconciler_commands", "Commands run, by kind.", ["kind"], registry=r
-        )
-        self.command_failures = Counter(
-            "reconciler_command_failures",
-            "Commands that failed (non-zero exit or not runnable), by kind.",
-            ["kind"],
-            registry=r,
-        )
-        self.lock_wait = Counter(
-            "reconciler_lock_wait_seconds",
-            "Time spent waiting for role and agent locks.",
-            registry=r,
-        )
-        self.cluster = Gauge(
-            "reconciler_cluster_version_info",
-            "The cluster version this agent last saw (label version; null: halted).",
-            ["version"],
-            registry=r,
-        )
-        self.host = Gauge(
-            "reconciler_host_version_info",
-            "The version this host last converged to (label version).",
-            ["version"],
-            registry=r,
-        )
-        self.converged = Gauge(
-            "reconciler_converged",
-            "1 when the host version equals the cluster version, else 0.",
-            registry=r,
-        )
-        self.halted = Gauge(
-            "reconciler_halted", "1 when the cluster version is null (halted).", registry=r
-        )
-        self.last_success = Gauge(
-            "reconciler_last_success_timestamp_seconds",
-            "Unix time of the last successful run (0: none yet).",
-            registry=r,
-        )
-        self.session = Gauge(
-            "reconciler_zookeeper_session_state",
-            "1 for the ZooKeeper session's current state, 0 for the others.",
-            ["state"],
-            registry=r,
-        )
-        self.expiries = Counter(
-            "reconciler_zookeeper_session_expiries",
-            "ZooKeeper sessions that expired.",
-            registry=r,
-        )
+        self.commands = self._counter("reconciler_commands", "kind")
+        self.command_failures = self._counter("reconciler_command_failures", "kind")
+        self.lock_wait = self._counter("reconciler_lock_wait_seconds")
+        self.cluster = self._gauge("reconciler_cluster_version_info", "version")
+        self.host = self._gauge("reconciler_host_version_info", "version")
+        self.converged = self._gauge("reconciler_converged")
+        self.halted = self._gauge("reconciler_halted")
+        self.last_success = self._gauge("reconciler_last_success_timestamp_seconds")
+        self.session = self._gauge("reconciler_zookeeper_session_state", "state")
+        self.expiries = self._counter("reconciler_zookeeper_session_expiries")
         self.carried = {
             "reconciler_runs": self.runs,
             "reconciler_commands": self.commands,
@@ -277,27 +268,10 @@ class SyncMetrics(_Exported):
 
     def __init__(self) -> None:
         super().__init__()
-        r = self.registry
-        self.syncs = Counter(
-            "reconciler_syncs", "Sync rounds, by outcome.", ["outcome"], registry=r
-        )
-        self.revision = Gauge(
-            "reconciler_sync_revision_info",
-            "The revision last synced into ZooKeeper (label revision).",
-            ["revision"],
-            registry=r,
-        )
-        self.last = Gauge(
-            "reconciler_sync_last_timestamp_seconds",
-            "Unix time of the last sync round, whatever its outcome.",
-            registry=r,
-        )
-        self.last_outcome = Gauge(
-            "reconciler_sync_last_outcome_info",
-            "The last sync round's outcome (label outcome).",
-            ["outcome"],
-            registry=r,
-        )
+        self.syncs = self._counter("reconciler_syncs", "outcome")
+        self.revision = self._gauge("reconciler_sync_revision_info", "revision")
+        self.last = self._gauge("reconciler_sync_last_timestamp_seconds")
+        self.last_outcome = self._gauge("reconciler_sync_last_outcome_info", "outcome")
         self.carried = {
             "reconciler_syncs": self.syncs,
             "reconciler_sync_revision_info": self.revision,

@@ -5,25 +5,20 @@ the sync's textfile."""
 from __future__ import annotations
 
 import os
-import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from loguru import logger
 
 from reconciler.cli import main
 from reconciler.zk.reader import read_properties
 from tests.support.agent_process import AgentProcess
+from tests.support.git import Repo
+from tests.support.prometheus import PrometheusFactory, Sample, free_port, samples
 from tests.support.sandbox_host import TREES, SandboxHost
 from tests.support.seed import import_fixture, seed_host, set_cluster_version
-from tests.support_prometheus import PrometheusFactory, Sample, free_port
-from tests.test_metrics import samples
-from tests.test_roles import tree as role_tree
-from tests.test_sync import CLUSTER_V1, Repo
-from tests.test_vcs import app_tree
+from tests.support.trees import CLUSTER_V1, app_tree, role_tree
 
 # Where the report's scrape excerpt is kept, when asked for.
 SCRAPE_OUT = os.environ.get("RECONCILER_SCRAPE_OUT")
@@ -119,15 +114,7 @@ def test_once_writes_the_textfile(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if "prom" in p.name) == ["reconciler.prom"]
 
 
-@pytest.fixture
-def _restore_logging() -> Iterator[None]:
-    """The command points loguru at the captured stderr: undo that."""
-    yield
-    logger.remove()
-    logger.add(sys.stderr)
-
-
-@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.usefixtures("restore_logging")
 def test_sync_writes_the_textfile(
     tmp_path: Path, zk: KazooClient, zk_chroot: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

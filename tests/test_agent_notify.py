@@ -18,7 +18,7 @@ from reconciler.zk.importer import import_tree
 from tests.support.agent_process import AgentProcess
 from tests.support.sandbox_host import TREES
 from tests.support.seed import HOST_NODE, seed_host, set_cluster_version
-from tests.test_crash import SLOW
+from tests.support.trees import SLOW
 
 # systemd's WatchdogSec=0.4s: the agent pings every 0.2 s.
 WATCHDOG_USEC = "400000"

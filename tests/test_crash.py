@@ -15,8 +15,7 @@ from tests.support.agent_process import AgentProcess
 from tests.support.sandbox_host import TREES
 from tests.support.seed import HOST_NODE, seed_host, set_cluster_version, wait_until
 from tests.support.seed_transcript import RULE
-
-SLOW = "/slow\n  /app : tooslow\n    version = '1.0.0'\n    /deploy\n      /host42\n"
+from tests.support.trees import SLOW
 
 
 def kill_processes_under(root: Path) -> None:

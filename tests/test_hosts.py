@@ -4,28 +4,22 @@ sync -> a real agent -> hosts and monitor."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from loguru import logger
 
 from reconciler.cli import main
 from reconciler.zk.storage import encode
 from tests.support.agent_process import AgentProcess
+from tests.support.git import Repo
 from tests.support.sandbox_host import TREES, SandboxHost
-from tests.test_sync import Repo, register
+from tests.support.zookeeper import register
 
 FAILURE = "Command failed: /opt/cranky/bin/zookeeper-deploy /cust/cranky 0"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    yield
-    logger.remove()
-    logger.add(sys.stderr)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def three_agents(zk: KazooClient, cluster: object) -> None:

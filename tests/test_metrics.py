@@ -3,29 +3,18 @@ textfile, and through a real Prometheus server."""
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.cli import main
 from reconciler.config import load
 from reconciler.errors import ConfigError
 from reconciler.metrics import Metrics, SyncMetrics, parse_address
-from tests.support_prometheus import PrometheusFactory
+from tests.support.prometheus import PrometheusFactory, samples, scrape
 
 BASE = "[zkdeployment]\nhost-id = h1\nrun-directory = run\n"
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of an exposition text: {(name, sorted labels): value}."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 @pytest.fixture
@@ -34,12 +23,6 @@ def metrics() -> Iterator[Metrics]:
     m.configure("127.0.0.1:0", None)
     yield m
     m.close()
-
-
-def scrape(port: int | None) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        body: bytes = response.read()
-    return body.decode()
 
 
 def drive(m: Metrics) -> None:

@@ -27,6 +27,7 @@ from reconciler.zk.mirror import DEFAULT_EXCLUDE, Exclusions, TreeMirror
 from reconciler.zk.reader import read_tree
 from reconciler.zk.server import ZooKeeperServer, four_letter_word
 from reconciler.zk.storage import encode
+from tests.support.zookeeper import session
 
 EXAMPLES = int(os.environ.get("RECONCILER_MIRROR_EXAMPLES", "60"))
 EXCLUDED = Exclusions(DEFAULT_EXCLUDE)
@@ -47,10 +48,8 @@ def wait_until(predicate: Any, timeout: float = 20) -> None:
 def writer(zk_chroot: str) -> Iterator[KazooClient]:
     """Another client on the test's chroot: changes come from elsewhere,
     as they do from `reconcile sync`."""
-    client = connect(zk_chroot)
-    yield client
-    client.stop()
-    client.close()
+    with session(zk_chroot) as client:
+        yield client
 
 
 @pytest.fixture

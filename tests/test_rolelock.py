@@ -11,9 +11,9 @@ import pytest
 from kazoo.client import KazooClient
 
 from reconciler.errors import ReconcilerError
-from reconciler.zk.connect import connect
 from reconciler.zk.reader import read_properties
 from reconciler.zk.rolelock import RoleLock
+from tests.support.zookeeper import session
 
 LOCK = "/role-locks/my.role"
 
@@ -21,10 +21,8 @@ LOCK = "/role-locks/my.role"
 @pytest.fixture
 def other(zk_chroot: str) -> Iterator[KazooClient]:
     """A second session: another host."""
-    client = connect(zk_chroot)
-    yield client
-    client.stop()
-    client.close()
+    with session(zk_chroot) as client:
+        yield client
 
 
 @pytest.fixture

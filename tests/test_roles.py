@@ -22,27 +22,17 @@ from reconciler.zk.importer import import_tree
 from reconciler.zk.reader import read_properties, update_properties
 from reconciler.zk.storage import encode
 from tests.support.agent_process import AgentProcess
+from tests.support.git import GitRepo
 from tests.support.sandbox_host import PROJECT, SandboxHost
 from tests.support.seed_transcript import RULE
-from tests.test_vcs import GitRepo
+from tests.support.trees import role_tree
 
 HOST_ID = "424242424242"
 ROLE_NODE = "/roles/my.role"
 LOCK = "/role-locks/my.role"
 STARTING = "INFO /opt/{}/bin/starting-deployments /roles/my.role"
 ENDING = "INFO /opt/{}/bin/ending-deployments /roles/my.role"
-Z4M = (
-    "/cust\n  /someapp\n    /cms : z4m\n      version = '1.0.0'\n      /deploy\n        /my.role\n"
-)
 CRANKY = "/cust\n  /cranky : cranky\n    version = '1.0.0'\n    /deploy\n      /my.role\n"
-
-
-def tree(controller: str | None = "my-rc", version: object = "1.0.0", app: str = Z4M) -> str:
-    """A role's tree: its controller, its lock node, one application."""
-    text = "/role-locks\n  /my.role\n" + app
-    if controller:
-        text += f"/roles\n  /my.role : {controller}\n    version = {version!r}\n"
-    return text
 
 
 def load(zk: KazooClient, text: str) -> None:
@@ -117,6 +107,27 @@ def failed(version: int) -> list[str]:
     return ["ERROR deploying", f"CRITICAL FAILED deploying version {version}"]
 
 
+def deployment(version: int, *lines: str) -> list[str]:
+    """A run's log lines: `lines` between its rule and its "Done"."""
+    return [
+        RULE,
+        f"INFO Deploying version {version}",
+        *lines,
+        f"INFO Done deploying version {version}",
+    ]
+
+
+def around_cms(controller: str) -> list[str]:
+    """The installed cms deployed between the controller's starting- and
+    ending-deployments."""
+    return [
+        STARTING.format(controller),
+        "INFO yum -q list installed z4m",
+        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
+        ENDING.format(controller),
+    ]
+
+
 def info(commands: list[str]) -> list[str]:
     return [f"INFO {c}" for c in commands]
 
@@ -124,7 +135,7 @@ def info(commands: list[str]) -> list[str]:
 def test_controller_install_upgrade_downgrade_switch_and_removal(
     zk: KazooClient, start: Callable[[], RoleAgent]
 ) -> None:
-    load(zk, tree())
+    load(zk, role_tree())
     agent = start()
     install = [
         "yum -y clean all",
@@ -148,53 +159,38 @@ def test_controller_install_upgrade_downgrade_switch_and_removal(
 
     # Upgrade.
     set_controller(zk, "my-rc", "1.1.0")
-    assert agent.deploy(zk, 2) == [
-        RULE,
-        "INFO Deploying version 2",
+    assert agent.deploy(zk, 2) == deployment(
+        2,
         "INFO yum -q list installed my-rc",
         "INFO yum -y clean all",
         "INFO yum -y install my-rc-1.1.0",
         "INFO yum -q list installed my-rc",
-        STARTING.format("my-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-rc"),
-        "INFO Done deploying version 2",
-    ]
+        *around_cms("my-rc"),
+    )
 
     # Downgrade: yum install never lowers a version; the fallback does.
     set_controller(zk, "my-rc", "1.0.0")
-    assert agent.deploy(zk, 3) == [
-        RULE,
-        "INFO Deploying version 3",
+    assert agent.deploy(zk, 3) == deployment(
+        3,
         "INFO yum -q list installed my-rc",
         "INFO yum -y clean all",
         "INFO yum -y install my-rc-1.0.0",
         "INFO yum -q list installed my-rc",
         "INFO yum -y downgrade my-rc-1.0.0",
         "INFO yum -q list installed my-rc",
-        STARTING.format("my-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-rc"),
-        "INFO Done deploying version 3",
-    ]
+        *around_cms("my-rc"),
+    )
 
     # Another package: the old one is removed first.
     set_controller(zk, "my-0-0-rc", "1.0.0")
-    assert agent.deploy(zk, 4) == [
-        RULE,
-        "INFO Deploying version 4",
+    assert agent.deploy(zk, 4) == deployment(
+        4,
         "INFO yum -y remove my-rc",
         "INFO yum -y clean all",
         "INFO yum -y install my-0-0-rc-1.0.0",
         "INFO yum -q list installed my-0-0-rc",
-        STARTING.format("my-0-0-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-0-0-rc"),
-        "INFO Done deploying version 4",
-    ]
+        *around_cms("my-0-0-rc"),
+    )
 
     # The role's controller configuration removed: so is the controller,
     # and the deploys take the per-service locks again.
@@ -223,15 +219,14 @@ def test_controller_from_git(
 ) -> None:
     repo = GitRepo(tmp_path / "controller", ("starting-deployments", "ending-deployments"))
     version = f"git:{repo.path}#main"
-    load(zk, tree())
+    load(zk, role_tree())
     agent = start()
     agent.run("INFO Done deploying version 1")
 
     # From the package to a checkout.
     set_controller(zk, "my-rc", version)
-    assert agent.deploy(zk, 2) == [
-        RULE,
-        "INFO Deploying version 2",
+    assert agent.deploy(zk, 2) == deployment(
+        2,
         "INFO yum -q list installed my-rc",
         "INFO yum -y remove my-rc",
         f"INFO git clone {repo.path} /opt/my-rc",
@@ -239,12 +234,8 @@ def test_controller_from_git(
         f"INFO Build my-rc ({version})",
         "INFO /opt/my-rc/stage-build",
         "INFO chmod -R a+rX .",
-        STARTING.format("my-rc"),
-        "INFO yum -q list installed z4m",
-        "INFO /opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        ENDING.format("my-rc"),
-        "INFO Done deploying version 2",
-    ]
+        *around_cms("my-rc"),
+    )
     assert (host.root / "opt/my-rc/.git").is_dir()
 
     # Removed: a checkout goes from disk.
@@ -274,7 +265,7 @@ def test_starting_deployments_halts_the_cluster_and_the_run_finishes(
     command = f"{sys.executable} -m reconciler tree import -z {zk_chroot} {halt} /hosts"
     monkeypatch.setenv("SANDBOX_HALT_COMMAND", command)
     host.after = "echo after"
-    load(zk, tree("my-cf-rc"))
+    load(zk, role_tree("my-cf-rc"))
     agent = start()
     not_deploying = "WARNING Not deploying because cluster version is None"
     assert agent.run(not_deploying) == [
@@ -301,7 +292,7 @@ def test_starting_deployments_halts_the_cluster_and_the_run_finishes(
 
 
 def test_missing_lock_node(zk: KazooClient, start: Callable[[], RoleAgent]) -> None:
-    load(zk, tree().replace("/role-locks\n  /my.role\n", ""))
+    load(zk, role_tree().replace("/role-locks\n  /my.role\n", ""))
     agent = start()
     assert agent.run("CRITICAL FAILED deploying version 1")[1:] == [
         RULE,
@@ -325,7 +316,7 @@ def test_too_many_installed_controllers(
             check=True,
             capture_output=True,
         )
-    load(zk, tree())
+    load(zk, role_tree())
     agent = start()
     assert agent.run("CRITICAL FAILED deploying version 1")[1:] == [
         RULE,
@@ -337,7 +328,7 @@ def test_too_many_installed_controllers(
 
 
 def test_controller_package_not_found(zk: KazooClient, start: Callable[[], RoleAgent]) -> None:
-    load(zk, tree("my-0-0-rc", 666))
+    load(zk, role_tree("my-0-0-rc", 666))
     agent = start()
     assert agent.run("CRITICAL FAILED deploying version 1")[1:] == [
         RULE,
@@ -352,7 +343,7 @@ def test_controller_package_not_found(zk: KazooClient, start: Callable[[], RoleA
 
 
 def test_failing_starting_deployments(zk: KazooClient, start: Callable[[], RoleAgent]) -> None:
-    load(zk, tree("my-1-0-rc"))
+    load(zk, role_tree("my-1-0-rc"))
     agent = start()
     assert agent.run("CRITICAL FAILED deploying version 1")[1:] == [
         RULE,
@@ -373,7 +364,7 @@ def test_failing_starting_deployments(zk: KazooClient, start: Callable[[], RoleA
 
 
 def test_failing_ending_deployments(zk: KazooClient, start: Callable[[], RoleAgent]) -> None:
-    load(zk, tree("my-0-1-rc"))
+    load(zk, role_tree("my-0-1-rc"))
     agent = start()
     assert agent.run("CRITICAL FAILED deploying version 1")[1:] == [
         RULE,
@@ -398,7 +389,7 @@ def test_failing_ending_deployments(zk: KazooClient, start: Callable[[], RoleAge
 def test_failing_deploy_script_keeps_the_role_lock_for_the_next_run(
     zk: KazooClient, start: Callable[[], RoleAgent]
 ) -> None:
-    load(zk, tree(app=CRANKY))
+    load(zk, role_tree(app=CRANKY))
     agent = start()
     assert agent.run("CRITICAL FAILED deploying version 1")[1:] == [
         RULE,
@@ -430,7 +421,7 @@ def test_failing_deploy_script_keeps_the_role_lock_for_the_next_run(
     # A human fixes the tree and sets a new version: the next run adopts
     # the kept request (it would wait behind it forever otherwise).
     zk.delete("/cust/cranky", recursive=True)
-    load(zk, tree())
+    load(zk, role_tree())
     assert agent.deploy(zk, 2) == [
         RULE,
         "INFO Deploying version 2",
@@ -451,7 +442,7 @@ def test_failing_deploy_script_keeps_the_role_lock_for_the_next_run(
 def test_waiting_for_the_role_lock_is_abandoned_on_a_halt(
     zk: KazooClient, start: Callable[[], RoleAgent]
 ) -> None:
-    load(zk, tree())
+    load(zk, role_tree())
     other = zk.create(f"{LOCK}/lr-", encode({"requestor": "other", "hostname": "h"}), sequence=True)
     agent = start()
     waiting = "INFO yum -q list installed my-rc"
@@ -482,7 +473,7 @@ def test_two_hosts_of_a_role_deploy_one_at_a_time(
         script.write_text(f'#!/bin/sh\necho "{line} $RECONCILER_ROOT" >>{order}\n{pause}')
         script.chmod(0o755)
     repo.commit("2")
-    load(zk, tree("slow-rc", f"git:{repo.path}#main"))
+    load(zk, role_tree("slow-rc", f"git:{repo.path}#main"))
     set_cluster_version(zk, 1)
     hosts = [
         SandboxHost(tmp_path / name, host_id=f"id-{name}", host_name=name, role="my.role")
@@ -506,7 +497,7 @@ def test_two_hosts_of_a_role_deploy_one_at_a_time(
 
 
 def test_role_controller_and_its_steps() -> None:
-    root = parse(tree("my-rc", "git:/srv/rc#main"))
+    root = parse(role_tree("my-rc", "git:/srv/rc#main"))
     wanted = role_controller(root, "my.role")
     assert wanted == Controller("my-rc", "git:/srv/rc#main")
     assert role_controller(root, "other.role") is None
@@ -537,7 +528,7 @@ def test_role_controller_and_its_steps() -> None:
 
 
 def test_role_controller_is_part_of_the_desired_state() -> None:
-    root = parse(tree("my-rc", "2.0.0"))
+    root = parse(role_tree("my-rc", "2.0.0"))
     role_host = HostIdentity(id=HOST_ID, name="host", role="my.role")
     desired = desired_state(root, role_host)
     assert desired.controller == Controller("my-rc", "2.0.0")
@@ -564,7 +555,7 @@ def test_bad_controller_version_changes_nothing(tmp_path: Path, version: str, me
     """A bad VCS version on /roles/<role> is a tree error, found before
     anything on the host changes (no command runs), as for any node."""
     host = SandboxHost(tmp_path, role="my.role")
-    run = host.reconcile(host.tree_file(tree("my-rc", version) + "/hosts\n  version = 1\n"))
+    run = host.reconcile(host.tree_file(role_tree("my-rc", version) + "/hosts\n  version = 1\n"))
     assert run.returncode == 1
     assert run.commands == []
     assert message in run.stderr
@@ -573,7 +564,7 @@ def test_bad_controller_version_changes_nothing(tmp_path: Path, version: str, me
 
 def test_role_controller_from_a_tree_file(tmp_path: Path) -> None:
     host = SandboxHost(tmp_path, role="my.role")
-    run = host.reconcile(host.tree_file(tree() + "/hosts\n  version = 1\n"))
+    run = host.reconcile(host.tree_file(role_tree() + "/hosts\n  version = 1\n"))
     assert run.returncode == 0, run.stderr
     assert run.commands == [
         "yum -y clean all",

@@ -24,8 +24,12 @@ from reconciler.zk.reader import read_properties
 from reconciler.zk.rolelock import RoleLock
 from reconciler.zk.server import ZooKeeperServer
 from reconciler.zk.storage import encode
-from tests.test_sync import CLUSTER_V1, Repo, _restore_logging  # noqa: F401 (a fixture)
-from tests.zksecure import SASL_USERS, write_auth_file
+from tests.support.git import Repo
+from tests.support.secure_zookeeper import SASL_USERS, write_auth_file
+from tests.support.trees import CLUSTER_V1
+
+# Commands run in-process here point loguru at the captured stderr.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 AGENT_ID = "digest:" + make_digest_acl_credential("agent", "agent-pw")
 

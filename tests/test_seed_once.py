@@ -27,6 +27,17 @@ def host(tmp_path: Path) -> SandboxHost:
     return host
 
 
+# What the seed's host runs to go from version 1 to 2 (and what --plan lists).
+V2_COMMANDS = [
+    "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
+    "yum -q list installed z4m",
+    "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
+    "/opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
+    "yum -y remove z4mmonitor",
+    "echo after",
+]
+
+
 def commands_of(messages: list[str]) -> list[str]:
     return [m for m in messages if m.startswith("INFO ")]
 
@@ -35,14 +46,7 @@ def test_seed_versions_2_to_5(host: SandboxHost) -> None:
     v2 = host.reconcile("seed-v2")
     assert v2.returncode == 0
     assert v2.messages() == TRANSCRIPT[2]
-    assert v2.commands == [
-        "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
-        "yum -q list installed z4m",
-        "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "/opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "yum -y remove z4mmonitor",
-        "echo after",
-    ]
+    assert v2.commands == V2_COMMANDS
     assert not (host.root / "etc/z4mmonitor").exists()
     assert not (host.root / "opt/z4mmonitor").exists()
 
@@ -78,14 +82,7 @@ def test_plan_lists_the_commands_and_changes_nothing(host: SandboxHost) -> None:
     run = host.reconcile("seed-v2", "--plan")
     assert run.returncode == 0, run.stderr
     lines = [line.split("  #")[0] for line in run.stdout.splitlines() if not line.startswith("#")]
-    assert lines == [
-        "/opt/z4mmonitor/bin/zookeeper-deploy -u /cust/someapp/monitor 0",
-        "yum -q list installed z4m",
-        "/opt/z4m/bin/zookeeper-deploy /cust/someapp/cms 0",
-        "/opt/z4m/bin/zookeeper-deploy /cust2/someapp/cms 0",
-        "yum -y remove z4mmonitor",
-        "echo after",
-    ]
+    assert lines == V2_COMMANDS
     assert run.commands == []
     assert host.files() == before
     assert host.host_version() == 1

@@ -183,13 +183,22 @@ def test_waits_for_an_agent_on_kazoos_lock(
 
 
 class Holder:
-    """tests/lock_holder.py in its own process: a host that takes the lock
+    """tests/support/lock_holder.py in its own process: a host that takes the lock
     and runs a deploy script (a child process) for `seconds`."""
 
     def __init__(self, connection: str, owner: str, seconds: float, log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.lock_holder", "hold", connection, "svc", owner, "1.5"]
+            [
+                sys.executable,
+                "-m",
+                "tests.support.lock_holder",
+                "hold",
+                connection,
+                "svc",
+                owner,
+                "1.5",
+            ]
             + [str(seconds), str(log)],
             stdout=subprocess.PIPE,
             text=True,

@@ -3,18 +3,15 @@ git repositories and a real ZooKeeper."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
-from loguru import logger
 
 from reconciler.cli import main
 from reconciler.sync import SyncError, set_cluster_version
@@ -22,80 +19,21 @@ from reconciler.treefmt import export
 from reconciler.zk.fleet import read_fleet
 from reconciler.zk.reader import check_and_set, read_properties, read_tree, update_properties
 from reconciler.zk.storage import encode
+from tests.support.git import Repo
+from tests.support.trees import CLUSTER_V1
+from tests.support.zookeeper import register
 
-# Git without the machine's or the user's configuration (signing, hooks...).
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
-CLUSTER_V1 = """\
-/cust
-  /someapp
-    /cms : z4m
-      version = '1.0.0'
-      /deploy
-        /h1
-    /monitor : z4mmonitor
-      version = '1.1.0'
-      /deploy
-        /h1
-/role-locks
-  /web
-/hosts
-  # Ignored by the sync: the version is the revision.
-  version = 99
-"""
 CLUSTER_V2 = CLUSTER_V1.replace("'1.0.0'", "'2.0.0'").replace(
     "    /monitor : z4mmonitor\n      version = '1.1.0'\n      /deploy\n        /h1\n", ""
 )
 EXTRA = "/extra\n  /settings\n    threads = 4\n"
 
 
-class Repo:
-    """A git repository in a directory, committed to with real git."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir()
-        self.git("init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=self.path, env=GIT_ENV, check=True, capture_output=True, text=True
-        ).stdout
-
-    def commit(self, **files: str | None) -> str:
-        """Write (or, for None, delete) files named with `__` for `/` and `_`
-        for `.` (`sub__a_zk` is `sub/a.zk`); commit; the new revision."""
-        for key, text in files.items():
-            path = self.path / key.replace("__", "/").replace("_", ".")
-            if text is None:
-                path.unlink()
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", "change")
-        return self.git("rev-parse", "HEAD").strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     return Repo(tmp_path / "repo")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The command points loguru at the captured stderr: undo that."""
-    yield
-    logger.remove()
-    logger.add(sys.stderr)
 
 
 class Sync:
@@ -134,10 +72,6 @@ def synced(zk: KazooClient, sync: Sync, **files: str | None) -> str:
     assert sync()[0] == 0
     assert cluster_version(zk) == revision
     return revision
-
-
-def register(zk: KazooClient, host_id: str, **properties: Any) -> None:
-    zk.create(f"/hosts/{host_id}", encode(properties), ephemeral=True, makepath=True)
 
 
 def test_initial_sync(zk: KazooClient, sync: Sync) -> None:

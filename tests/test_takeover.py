@@ -11,6 +11,7 @@ from pathlib import Path
 from kazoo.client import KazooClient
 
 from tests.support.agent_process import AgentProcess
+from tests.support.prometheus import free_port, samples, scrape
 from tests.support.sandbox_host import SandboxHost
 from tests.support.seed import (
     HOST_NODE,
@@ -19,8 +20,6 @@ from tests.support.seed import (
     set_cluster_version,
     wait_until,
 )
-from tests.support_prometheus import free_port
-from tests.test_metrics import samples, scrape
 
 REFUSED = "ERROR Another agent is running"
 

@@ -4,10 +4,8 @@ made here, the sandbox's fakes for yum, deploy scripts and stage-build."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,66 +19,12 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import DesiredState, Origin, Version, vcs_origin
 from reconciler.planner import plan
 from reconciler.steps import Checkout, InstallPackage, RemoveSoftware, Step
-from tests.support.sandbox_host import PROJECT, SandboxHost
+from tests.support.git import LIB, GitRepo, run
+from tests.support.sandbox_host import SandboxHost
+from tests.support.seed_transcript import RULE
+from tests.support.trees import app_tree
 
-LIB = PROJECT / "sandbox" / "lib"
-RULE = "INFO " + "=" * 60
 FETCH = "INFO git fetch --force --update-head-ok --tags origin +refs/heads/*:refs/heads/*"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def run(*argv: str | Path, cwd: Path | None = None) -> str:
-    proc = subprocess.run(
-        [str(a) for a in argv],
-        cwd=cwd,
-        env={**os.environ, **GIT_ENV},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return proc.stdout
-
-
-class GitRepo:
-    """A local repository holding a fake application (or role controller):
-    `stage-build` at the top, scripts in `bin/`, a `VERSION` file."""
-
-    def __init__(self, path: Path, scripts: tuple[str, ...] = ("zookeeper-deploy",)) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        run("git", "init", "-q", "-b", "main", cwd=path)
-        (path / "bin").mkdir()
-        for name in ("stage-build",):
-            shutil.copy(LIB / name, path / name)
-        for name in scripts:
-            shutil.copy(LIB / name, path / "bin" / name)
-        self.commit("1")
-
-    def commit(self, version: str) -> None:
-        (self.path / "VERSION").write_text(version + "\n")
-        run("git", "add", "-A", cwd=self.path)
-        run("git", "commit", "-q", "-m", version, cwd=self.path)
-
-    def git(self, *args: str) -> str:
-        return run("git", *args, cwd=self.path)
-
-
-def app_tree(version: object, cluster: int, rpm: str = "app") -> str:
-    return (
-        f"/app : {rpm}\n"
-        f"  version = {version!r}\n"
-        "  /deploy\n"
-        "    /424242424242\n"
-        "/hosts\n"
-        f"  version = {cluster}\n"
-    )
 
 
 def deployed(host: SandboxHost, version: object, cluster: int, rpm: str = "app") -> list[str]:

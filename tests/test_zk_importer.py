@@ -13,6 +13,7 @@ from reconciler.zk.connect import connect
 from reconciler.zk.importer import export_tree, import_tree, plan_import
 from reconciler.zk.reader import read_tree
 from reconciler.zk.storage import encode
+from tests.support.zookeeper import session
 
 TREE = """\
 /cust
@@ -34,10 +35,8 @@ TREE = """\
 @pytest.fixture
 def other_session(zk_chroot: str) -> Iterator[KazooClient]:
     """A second session on the test's chroot, to own ephemeral nodes."""
-    client = connect(zk_chroot)
-    yield client
-    client.stop()
-    client.close()
+    with session(zk_chroot) as client:
+        yield client
 
 
 def snapshot(client: KazooClient) -> dict[str, tuple[bytes, int]]:

@@ -23,9 +23,9 @@ from reconciler.zk.connect import Credentials, Settings, Tls, ZooKeeperUnavailab
 from reconciler.zk.reader import read_properties
 from reconciler.zk.server import TlsFiles, ZooKeeperServer, make_tls_files
 from tests.support.agent_process import AgentProcess
+from tests.support.secure_zookeeper import write_auth_file
 from tests.support.seed import import_fixture, seed_host, set_cluster_version
 from tests.support.seed_transcript import TRANSCRIPT
-from tests.zksecure import write_auth_file
 
 HOST = "/hosts/424242424242"
 

@@ -69,48 +69,80 @@ def policy_of(args: argparse.Namespace) -> AclPolicy | None:
     )
 
 
+# One argument of a `tree` action: what `add_argument` is called with.
+Argument = tuple[tuple[str, ...], dict[str, Any]]
+
+ACL_DESCRIPTION = (
+    "Set every node's ACL to the policy's (README: Securing ZooKeeper), "
+    "or with --check list the nodes whose ACL differs and exit 1 if any. Needs "
+    "credentials (--config)."
+)
+LINT_DESCRIPTION = (
+    "Check a tree file, or every .zk/.zkx file under a directory (merged as "
+    "sync imports them), for every host and role the tree names. Prints one error per "
+    "line and exits 1 if any; otherwise prints a summary and exits 0."
+)
+LINT_CONNECT = "also check the hosts registered in this ZooKeeper (default: don't connect)"
+
+
+def flag(name: str, help: str) -> Argument:
+    return (name,), {"action": "store_true", "help": help}
+
+
+def subtree(help: str) -> Argument:
+    return ("path",), {"metavar": "PATH", "nargs": "?", "default": "/", "help": help}
+
+
+def file_argument(name: str, metavar: str, help: str) -> Argument:
+    return (name,), {"metavar": metavar, "type": Path, "help": help}
+
+
+def add_action(
+    actions: Any,
+    name: str,
+    handler: Any,
+    arguments: list[Argument],
+    connect_help: str | None = None,
+    **parser_options: str,
+) -> None:
+    """One `tree ACTION`: its arguments, then `-z`/`--config`, then its handler."""
+    parser = actions.add_parser(name, **parser_options)
+    for flags, options in arguments:
+        parser.add_argument(*flags, **options)
+    add_zookeeper_option(parser, connect_help)
+    parser.set_defaults(handler=handler)
+
+
 def register(commands: Any) -> None:
     tree = commands.add_parser("tree", help="import, export or lint tree text")
     actions = tree.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    imp = actions.add_parser("import", help="make ZooKeeper match a tree file")
-    imp.add_argument("file", metavar="FILE", type=Path, help="tree text file (.zk)")
-    imp.add_argument("path", metavar="PATH", nargs="?", default="/", help="where (default /)")
-    imp.add_argument("--trim", action="store_true", help="delete nodes the file does not mention")
-    imp.add_argument("--dry-run", action="store_true", help="report, change nothing")
-    add_zookeeper_option(imp)
-    imp.set_defaults(handler=run_import)
-
-    exp = actions.add_parser("export", help="print a subtree as tree text")
-    exp.add_argument("path", metavar="PATH", nargs="?", default="/", help="what (default /)")
-    exp.add_argument("--ephemeral", action="store_true", help="include ephemeral nodes")
-    add_zookeeper_option(exp)
-    exp.set_defaults(handler=run_export)
-
-    acl = actions.add_parser(
+    where = subtree("where (default /)")
+    importing = [
+        file_argument("file", "FILE", "tree text file (.zk)"),
+        where,
+        flag("--trim", "delete nodes the file does not mention"),
+        flag("--dry-run", "report, change nothing"),
+    ]
+    add_action(actions, "import", run_import, importing, help="make ZooKeeper match a tree file")
+    exporting = [subtree("what (default /)"), flag("--ephemeral", "include ephemeral nodes")]
+    add_action(actions, "export", run_export, exporting, help="print a subtree as tree text")
+    add_action(
+        actions,
         "acl",
+        run_acl,
+        [where, flag("--check", "report, change nothing")],
         help="give a subtree the ACL policy's ACLs, or --check them",
-        description="Set every node's ACL to the policy's (README: Securing ZooKeeper), "
-        "or with --check list the nodes whose ACL differs and exit 1 if any. Needs "
-        "credentials (--config).",
+        description=ACL_DESCRIPTION,
     )
-    acl.add_argument("path", metavar="PATH", nargs="?", default="/", help="where (default /)")
-    acl.add_argument("--check", action="store_true", help="report, change nothing")
-    add_zookeeper_option(acl)
-    acl.set_defaults(handler=run_acl)
-
-    lint = actions.add_parser(
+    add_action(
+        actions,
         "lint",
+        run_lint,
+        [file_argument("target", "FILE|REPOSITORY", "file or directory")],
+        LINT_CONNECT,
         help="report every error agents would hit in a tree file or repository",
-        description="Check a tree file, or every .zk/.zkx file under a directory (merged as "
-        "sync imports them), for every host and role the tree names. Prints one error per "
-        "line and exits 1 if any; otherwise prints a summary and exits 0.",
+        description=LINT_DESCRIPTION,
     )
-    lint.add_argument("target", metavar="FILE|REPOSITORY", type=Path, help="file or directory")
-    add_zookeeper_option(
-        lint, "also check the hosts registered in this ZooKeeper (default: don't connect)"
-    )
-    lint.set_defaults(handler=run_lint)
 
 
 def parse_file(path: Path) -> Any:

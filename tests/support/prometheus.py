@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 START_TIMEOUT = 30.0
 # Long enough for a few scrapes and the query engine to see them.
@@ -32,6 +33,21 @@ QUERY_TIMEOUT = 20.0
 
 Sample = dict[str, Any]  # {"metric": {labels}, "value": [time, "value"]}
 PrometheusFactory = Callable[[Sequence[str]], "PrometheusServer"]
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition text: {(name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape(port: int | None) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
 
 
 def free_port() -> int:

@@ -1,11 +1,11 @@
 """A host taking a service lock in its own process, for fault trials.
 
-python -m tests.lock_holder hold CONNECTION NAME OWNER TIMEOUT SECONDS LOG
+python -m tests.support.lock_holder hold CONNECTION NAME OWNER TIMEOUT SECONDS LOG
     takes ServiceLock NAME (session timeout TIMEOUT s) and "deploys":
     runs `deploy` below as a child process, as the agent runs a deploy
     script, and waits for it. Prints `acquired`, then `halt` and
     `lost <message>`, or `released`, one line each.
-python -m tests.lock_holder deploy LOG SECONDS
+python -m tests.support.lock_holder deploy LOG SECONDS
     the deploy script: appends `start <time>` and, SECONDS later,
     `end <time>` to LOG.
 """
@@ -37,7 +37,7 @@ def hold(connection: str, name: str, owner: str, timeout: float, seconds: str, l
     try:
         with ServiceLock(client, name, owner, owner, halt=lambda: say("halt")):
             say("acquired")
-            script = [sys.executable, "-m", "tests.lock_holder", "deploy", log, seconds]
+            script = [sys.executable, "-m", "tests.support.lock_holder", "deploy", log, seconds]
             subprocess.run(script, check=True)
         say("released")
     except LockLost as lost:
