@@ -10,6 +10,12 @@ is opened (a tree file, or ZooKeeper) and in whether runs repeat:
   runs one reconciliation per queued change until SIGTERM/SIGINT sets the
   stop event, which the run checks between steps.
 
+The worker never dies of a run: an exception escaping one is logged with
+its traceback and counted (`Daemon.crashed_runs`), and the worker goes on
+watching. A reconnection queues a run (a run that could not reach
+ZooKeeper is retried then). Only a fatal condition (this host's node held
+by another agent) ends the daemon, with one CRITICAL line and exit 1.
+
 A reconciliation itself is `run.Reconciler`'s.
 """
 
@@ -18,22 +24,21 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
-from typing import Any
 
 from kazoo.client import KazooState
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NoNodeError
 from loguru import logger
 
-from reconciler.cluster import Cluster
+from reconciler.cluster import Cluster, HostNodeTaken
 from reconciler.config import Config
 from reconciler.errors import ConfigError
 from reconciler.model import HostIdentity
-from reconciler.run import Reconciler
+from reconciler.run import Outcome, Reconciler
 from reconciler.treefile import TreeFileCluster
 from reconciler.zk.cluster import ZooKeeperCluster
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import ZooKeeperUnavailable, connect, encode
+from reconciler.zk.storage import ZooKeeperUnavailable, connect
 
 
 class AgentRunning(Exception):
@@ -52,10 +57,20 @@ class Daemon:
             raise ConfigError(str(e)) from None
         self.pending = threading.Event()
         self.stop = stop
-        self.cluster = ZooKeeperCluster(self.client, self.host, stop, on_change=self.pending.set)
+        self.cluster = ZooKeeperCluster(
+            self.client,
+            self.host,
+            stop,
+            on_change=self.pending.set,
+            retry_deadline=config.zookeeper_session_timeout,
+        )
         self.registered = False
         self.session_lost = False
         self.reconciler: Reconciler | None = None
+        # Runs that ended in an exception the run itself did not handle.
+        self.crashed_runs = 0
+        # Why the daemon had to stop (exit 1), if it had to.
+        self.fatal: str | None = None
 
     # Registration
 
@@ -82,16 +97,14 @@ class Daemon:
     def _create_host_node(self) -> None:
         # The host version now: a registration after a session expiry
         # comes after runs.
-        version = self.reconciler.host_version if self.reconciler else None
-        properties: dict[str, Any] = {"name": self.host.name, "version": version}
-        if self.host.role:
-            properties["role"] = self.host.role
-        try:
-            self.client.create(self.cluster.host_path, encode(properties), ephemeral=True)
-        except NodeExistsError:
-            pass  # Our session still holds it (a reconnect, not an expiry).
+        self.cluster.host_version = self.reconciler.host_version if self.reconciler else None
+        self.cluster.create_host_node()
 
     def _session_changed(self, state: str) -> None:
+        if state == KazooState.CONNECTED:
+            # A run that could not reach ZooKeeper runs again now; for any
+            # other, a run that finds nothing to do costs one read.
+            self.pending.set()
         if state == KazooState.LOST:
             self.session_lost = True
         elif state == KazooState.CONNECTED and self.session_lost and self.registered:
@@ -104,12 +117,15 @@ class Daemon:
         logger.warning("ZooKeeper session expired; registering the host again")
         try:
             self.client.retry(self._create_host_node)
+        except HostNodeTaken as error:
+            self.exit_fatally(str(error))
         except Exception:
             logger.opt(exception=True).error("Could not register the host again")
 
     def start(self, reconciler: Reconciler) -> None:
         self.register(reconciler)
-        # The watch's first delivery is not a change: `serve` runs at start.
+        self.cluster.watch_host_node()
+        # The watches' first deliveries are not changes: `serve` runs at start.
         self.pending.clear()
         cluster = self.cluster.version()
         logger.info(f"Agent starting, cluster {cluster}, host {reconciler.host_version}")
@@ -125,7 +141,28 @@ class Daemon:
             self.pending.clear()
             if self.stop.is_set():
                 break
-            reconciler.run()
+            if self.run(reconciler) is Outcome.WAITING and self.client.connected:
+                # Connected again before the run gave up: no reconnection
+                # will queue the next try.
+                self.pending.set()
+
+    def run(self, reconciler: Reconciler) -> Outcome | None:
+        """One run that never kills the worker; None when it crashed."""
+        try:
+            self.cluster.repair_host_node()
+            return reconciler.run()
+        except HostNodeTaken as error:
+            self.exit_fatally(str(error))
+        except Exception:
+            self.crashed_runs += 1
+            logger.opt(exception=True).critical("Run crashed; waiting for the next change")
+        return None
+
+    def exit_fatally(self, reason: str) -> None:
+        """Stop the daemon for a reason it cannot recover from (exit 1)."""
+        logger.critical(reason)
+        self.fatal = reason
+        self.stop.set()
 
     def close(self) -> None:
         self.registered = False
@@ -171,9 +208,13 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
                 logger.error(str(e))
                 return 1
         if once or daemon is None:
-            return reconciler.run().exit_status
+            try:
+                return reconciler.run().exit_status
+            except HostNodeTaken as e:
+                logger.critical(str(e))
+                return 1
         serve_until_signalled(daemon, reconciler)
-        return 0
+        return 1 if daemon.fatal else 0
     finally:
         if daemon:
             daemon.close()
