@@ -110,7 +110,13 @@ class ZooKeeperCluster:
         self.client.DataWatch(HOSTS, self._delivered)
 
     def _delivered(self, data: bytes | None, stat: Any) -> None:
-        version = cluster_version(data)
+        try:
+            version = cluster_version(data)
+        except Exception as error:
+            # Data no version can be read from is refused, not deployed:
+            # the agent keeps the version it has until a readable one comes.
+            logger.error(f"Ignoring unreadable {HOSTS} data: {type(error).__name__}: {error}")
+            return
         if not self.watched or version != self.cached_version:
             self.cached_version = version
             self.watched = True
@@ -202,7 +208,11 @@ class ZooKeeperCluster:
         self.client.DataWatch(self.host_path, self._host_node_delivered)
 
     def _host_node_delivered(self, data: bytes | None, stat: Any) -> None:
-        if data is None and not self.stop.is_set():
+        session = self.client.client_id
+        # Deleted, or deleted and created again by another session (whose
+        # node `create_host_node` then refuses to write over).
+        gone = stat is None or (session is not None and stat.ephemeralOwner != session[0])
+        if gone and not self.stop.is_set():
             self.host_node_missing = True
             self.on_change()
 
