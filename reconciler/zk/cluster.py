@@ -54,6 +54,7 @@ from reconciler.zk.rolelock import RoleLock
 from reconciler.zk.storage import decode, encode
 
 LOCK_POLL = 0.2
+CONNECTED_POLL = 0.05
 # The default for `retry_deadline`: a leader failover reconnects in about
 # 1 s; the daemon passes its session timeout instead (after that long the
 # session is gone anyway, and the run is better restarted once connected).
@@ -126,8 +127,21 @@ class ZooKeeperCluster:
         """`func(*args, **kwargs)`, called again after a connection loss or a
         session expiry until it completes; `ClusterUnavailable` once
         `retry_deadline` has passed. `func` must be safe to call again."""
+        give_up = time.monotonic() + self.retry_deadline
+
+        def attempt() -> T:
+            # kazoo queues a request made while disconnected until the
+            # connection is back, with no time limit: wait here instead,
+            # bounded. (Requests in flight when the connection drops fail
+            # with ConnectionLoss, which the retry handles.)
+            while not self.client.connected:
+                if time.monotonic() >= give_up:
+                    raise RetryFailedError("not connected")
+                time.sleep(CONNECTED_POLL)
+            return func(*args, **kwargs)
+
         try:
-            result: T = self._retry.copy()(func, *args, **kwargs)
+            result: T = self._retry.copy()(attempt)
         except (RetryFailedError, ConnectionClosedError) as error:
             raise ClusterUnavailable(
                 f"no answer from ZooKeeper within {self.retry_deadline:g} s"
@@ -231,11 +245,16 @@ class ZooKeeperCluster:
     def _agent_lock(self, name: str) -> Iterator[object]:
         lock = self.client.Lock(f"{AGENT_LOCKS}/{name}", identifier=self.host.name)
         while True:
-            try:
-                if lock.acquire(timeout=LOCK_POLL):
-                    break
-            except LockTimeout:
-                pass
+            if not self.client.connected:
+                # A request made now would wait for the connection, without
+                # a time limit and deaf to a stop (see `retry`).
+                time.sleep(LOCK_POLL)
+            else:
+                try:
+                    if lock.acquire(timeout=LOCK_POLL):
+                        break
+                except LockTimeout:
+                    pass
             try:
                 self._interrupt()
             except (Stopped, Abandoned, ClusterUnavailable):
