@@ -101,7 +101,9 @@ def test_unreachable_zookeeper_waits_and_halts_nothing(
         reconciler = in_process(host, cluster)
         server.stop()
         started = time.monotonic()
-        assert reconciler.run() is Outcome.WAITING
+        outcome = reconciler.run()
+        assert outcome is Outcome.WAITING
+        assert outcome.exit_status == 75  # for --once: try again later
         assert time.monotonic() - started < 5  # bounded by the retry deadline
         assert any(m.startswith(CANNOT_REACH) for m in messages)
         assert host.status() == WAITING
