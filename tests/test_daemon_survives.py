@@ -4,6 +4,7 @@ crash leaves. The real agent process against the session's ZooKeeper."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -148,3 +149,35 @@ def run_monitor(config: Path, connection: str) -> subprocess.CompletedProcess[An
         text=True,
         timeout=30,
     )
+
+
+def test_a_crashing_run_does_not_kill_the_worker(
+    tmp_path: Path, zk: KazooClient, zk_chroot: str
+) -> None:
+    """The run directory becomes a file: even the failure handling fails. The
+    worker logs it, the cluster is halted with a reason, and the agent
+    converges once the directory is back."""
+    host = seed_host(tmp_path, zk)
+    agent = AgentProcess(host, zk_chroot)
+    try:
+        agent.wait_for_message(STARTED)
+        status = host.run_directory / "status"
+        # The first run rewrote the status (its pid in the second field).
+        wait_until(lambda: status.read_text().split()[1] == str(agent.process.pid))
+        shutil.rmtree(host.run_directory)
+        host.run_directory.write_text("")
+        import_fixture(zk, "seed-v2")
+        set_cluster_version(zk, 2)
+        agent.wait_for_message("CRITICAL Run crashed; waiting for the next change")
+        assert alive(agent)
+        assert read_properties(zk, "/hosts")["version"] is None
+        assert read_properties(zk, HOST_NODE)["error"]
+
+        host.run_directory.unlink()
+        host.run_directory.mkdir()
+        set_cluster_version(zk, 3)
+        agent.wait_for_message("INFO Done deploying version 3")
+        wait_until(lambda: host.status() == "done")
+        assert "error" not in read_properties(zk, HOST_NODE)
+    finally:
+        assert agent.stop() == 0

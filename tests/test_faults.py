@@ -16,6 +16,7 @@ import pytest
 from kazoo.client import KazooClient
 from loguru import logger
 
+from reconciler.cluster import ClusterUnavailable
 from reconciler.config import Config
 from reconciler.model import HostIdentity
 from reconciler.run import WAITING, Outcome, Reconciler
@@ -80,6 +81,31 @@ def test_recorded_error_is_never_empty(tmp_path: Path, messages: list[str]) -> N
     assert cluster.cluster_version is None
     assert cluster.error == "KeyError"
     assert "CRITICAL FAILED deploying version 1" in messages
+
+
+def test_halt_that_cannot_reach_zookeeper_is_made_by_the_next_run(
+    tmp_path: Path, messages: list[str]
+) -> None:
+    """The host's failure is not forgotten when the halt cannot be written:
+    the next run halts, if the cluster version is still the failed one."""
+
+    class Flaky(TreeFileCluster):
+        outages = 1
+
+        def halt(self) -> None:
+            if self.outages:
+                self.outages -= 1
+                raise ClusterUnavailable("no answer from ZooKeeper within 1 s")
+            super().halt()
+
+    cluster = Flaky(parse("/x\n  /y : z4m\n    /deploy\n      /424242424242\n"), 5)
+    reconciler = in_process(SandboxHost(tmp_path), cluster)
+    assert reconciler.run() is Outcome.FAILED  # no version for /x/y
+    assert cluster.cluster_version == 5
+    assert any(m.startswith("ERROR Could not halt the cluster") for m in messages)
+    assert reconciler.run() is Outcome.FAILED
+    assert cluster.cluster_version is None
+    assert cluster.error == "No version found for /x/y"
 
 
 def test_unreachable_zookeeper_waits_and_halts_nothing(
