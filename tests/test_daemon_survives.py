@@ -17,6 +17,7 @@ from kazoo.client import KazooClient
 from reconciler.zk.reader import read_properties
 from reconciler.zk.storage import encode
 from tests.support.agent_process import AgentProcess
+from tests.support.sandbox_host import SandboxHost
 from tests.support.seed import HOST_NODE, import_fixture, seed_host, set_cluster_version, wait_until
 
 STARTED = "INFO Agent starting, cluster 1, host 1"
@@ -39,6 +40,14 @@ HOSTILE: dict[str, bytes] = {
 
 def alive(agent: AgentProcess) -> bool:
     return agent.process.poll() is None
+
+
+def converges(agent: AgentProcess, host: SandboxHost, zk: KazooClient, version: int) -> None:
+    """A good cluster version: the agent deploys it and clears its error."""
+    set_cluster_version(zk, version)
+    agent.wait_for_message(f"INFO Done deploying version {version}")
+    wait_until(lambda: host.status() == "done")
+    assert "error" not in read_properties(zk, HOST_NODE)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -68,10 +77,7 @@ def test_hostile_cluster_version_then_a_good_one(
         # hostile data need not be readable.
         zk.set("/hosts", encode({"version": False}))
         import_fixture(zk, "seed-v2")
-        set_cluster_version(zk, 2)
-        agent.wait_for_message("INFO Done deploying version 2")
-        wait_until(lambda: host.status() == "done")
-        assert "error" not in read_properties(zk, HOST_NODE)
+        converges(agent, host, zk, 2)
     finally:
         assert agent.stop() == 0
 
@@ -175,9 +181,6 @@ def test_a_crashing_run_does_not_kill_the_worker(
 
         host.run_directory.unlink()
         host.run_directory.mkdir()
-        set_cluster_version(zk, 3)
-        agent.wait_for_message("INFO Done deploying version 3")
-        wait_until(lambda: host.status() == "done")
-        assert "error" not in read_properties(zk, HOST_NODE)
+        converges(agent, host, zk, 3)
     finally:
         assert agent.stop() == 0
