@@ -6,6 +6,7 @@ read a large tree right after a bump halts nothing. Real ZooKeeper servers
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -205,8 +206,11 @@ def test_outage_during_a_lock_wait_halts_nothing(
 
 # A leader failover right after a bump.
 
-AGENTS = 3
-GROUPS, LEAVES = 40, 75  # 3,000 nodes besides the deployments
+# Small enough for the suite; the figures (30 agents, a 20,000-node
+# tree) with RECONCILER_FAILOVER_AGENTS=30 RECONCILER_FAILOVER_GROUPS=267.
+AGENTS = int(os.environ.get("RECONCILER_FAILOVER_AGENTS", "3"))
+GROUPS = int(os.environ.get("RECONCILER_FAILOVER_GROUPS", "40"))
+LEAVES = 75  # GROUPS * LEAVES nodes besides the deployments
 
 
 @pytest.fixture(scope="module")
@@ -246,13 +250,13 @@ def test_leader_failover_during_tree_reads_halts_nothing(
             host.extra["zookeeper-session-timeout"] = "6"
             agents.append(AgentProcess(host, ensemble.connection))
         for agent in agents:
-            agent.wait_for_message("INFO Done deploying version 1", timeout=60)
+            agent.wait_for_message("INFO Done deploying version 1", timeout=60 + 5 * AGENTS)
 
         set_cluster_version(admin, 2)
         # The agents are reading the tree now.
         ensemble.leader().kill()
         for agent in agents:
-            agent.wait_for_message("INFO Done deploying version 2", timeout=60)
+            agent.wait_for_message("INFO Done deploying version 2", timeout=60 + 5 * AGENTS)
         wait_until(lambda: admin.connected)
         assert read_properties(admin, "/hosts")["version"] == 2
         for i, agent in enumerate(agents):
