@@ -172,6 +172,34 @@ def test_halt_is_retried_across_an_outage(
         client.close()
 
 
+def test_tree_read_cut_by_a_lost_connection_starts_over(
+    server: ZooKeeperServer, admin: KazooClient
+) -> None:
+    """What a loaded machine or a failover does to a read: the connection
+    drops half-way; the read starts over and returns the whole tree."""
+    import_tree(admin, parse(large_tree(groups=80)), "/", trim=True)
+    client = connect(server.connection, timeout=10)
+    try:
+        identity = HostIdentity(id=HOST_ID, name="host42")
+        cluster = ZooKeeperCluster(client, identity, threading.Event(), retry_deadline=10)
+        result: list[Any] = []
+        reading = threading.Thread(target=lambda: result.append(cluster.tree()))
+        reading.start()
+        time.sleep(0.1)
+        assert reading.is_alive()  # the outage cuts the read
+        server.stop()
+        time.sleep(0.5)
+        server.start()
+        reading.join(30)
+        assert not reading.is_alive()
+        bulk = result[0].children["bulk"]
+        assert len(bulk.children) == 80
+        assert all(len(group.children) == LEAVES for group in bulk.children.values())
+    finally:
+        client.stop()
+        client.close()
+
+
 def test_outage_during_a_lock_wait_halts_nothing(
     tmp_path: Path, server: ZooKeeperServer, admin: KazooClient
 ) -> None:
@@ -219,9 +247,9 @@ def ensemble() -> Iterator[ZooKeeperEnsemble]:
         yield ensemble
 
 
-def large_tree() -> str:
+def large_tree(groups: int = GROUPS) -> str:
     lines = ["/bulk"]
-    for g in range(GROUPS):
+    for g in range(groups):
         lines.append(f"  /g{g:03}")
         for n in range(LEAVES):
             lines += [f"    /n{n:03}", f"      value = {n}"]
