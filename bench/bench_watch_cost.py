@@ -20,10 +20,10 @@ import time
 from kazoo.recipe.cache import TreeCache, TreeEvent
 
 from reconciler.tree import Node
+from reconciler.zk.connect import connect
 from reconciler.zk.importer import import_tree
 from reconciler.zk.mirror import TreeMirror
 from reconciler.zk.server import ZooKeeperServer, four_letter_word
-from reconciler.zk.storage import connect
 
 PER_PARENT = 100
 

@@ -23,6 +23,12 @@ once registered and watching, WATCHDOG=1 from the worker (idle, between
 steps, while waiting for a lock: never while a command runs, so a hung
 command gets the agent restarted) and STOPPING=1 on SIGTERM/SIGINT.
 
+The worker never dies of a run: an exception escaping one is logged with
+its traceback and counted (`Daemon.crashed_runs`), and the worker goes on
+watching. A reconnection queues a run (a run that could not reach
+ZooKeeper is retried then). Only a fatal condition (this host's node held
+by another agent) ends the daemon, with one CRITICAL line and exit 1.
+
 A reconciliation itself is `run.Reconciler`'s.
 """
 
@@ -32,14 +38,13 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
 
 from kazoo.client import KazooState
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NoNodeError
 from loguru import logger
 
 from reconciler import notify
-from reconciler.cluster import Cluster
+from reconciler.cluster import Cluster, HostNodeTaken
 from reconciler.config import Config
 from reconciler.errors import ConfigError
 from reconciler.metrics import Metrics
@@ -50,7 +55,6 @@ from reconciler.zk.cluster import ClusterHooks, ZooKeeperCluster
 from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
-from reconciler.zk.storage import encode
 
 RUNNING = "Another agent is running"
 # The worker wakes at least this often, idle or not (stop, watchdog).
@@ -104,11 +108,20 @@ class Daemon:
             waiting=self.watchdog.ping_if_due,
         )
         self.cluster = ZooKeeperCluster(
-            self.client, self.host, stop, on_change=self.pending.set, hooks=hooks
+            self.client,
+            self.host,
+            stop,
+            on_change=self.pending.set,
+            hooks=hooks,
+            retry_deadline=config.zookeeper_session_timeout,
         )
         self.registered = False
         self.session_lost = False
         self.reconciler: Reconciler | None = None
+        # Runs that ended in an exception the run itself did not handle.
+        self.crashed_runs = 0
+        # Why the daemon had to stop (exit 1), if it had to.
+        self.fatal: str | None = None
 
     # Registration
 
@@ -162,21 +175,19 @@ class Daemon:
     def _create_host_node(self) -> None:
         # The host version now: a registration after a session expiry
         # comes after runs.
-        version = self.reconciler.host_version if self.reconciler else None
-        properties: dict[str, Any] = {"name": self.host.name, "version": version}
-        if self.host.role:
-            properties["role"] = self.host.role
+        self.cluster.host_version = self.reconciler.host_version if self.reconciler else None
         # Recorded before the node exists: a crash in between leaves an id
         # that owns nothing, never a node whose owner is unknown.
         if self.reconciler:
             self.reconciler.rundir.write_session(self.client.client_id[0])
-        try:
-            self.client.create(self.cluster.host_path, encode(properties), ephemeral=True)
-        except NodeExistsError:
-            pass  # Our session still holds it (a reconnect, not an expiry).
+        self.cluster.create_host_node()
 
     def _session_changed(self, state: str) -> None:
         self.metrics.session_state(state)
+        if state == KazooState.CONNECTED:
+            # A run that could not reach ZooKeeper runs again now; for any
+            # other, a run that finds nothing to do costs one read.
+            self.pending.set()
         if state == KazooState.LOST:
             # kazoo says LOST on our own close too (`close` unregisters first).
             if self.registered:
@@ -192,12 +203,15 @@ class Daemon:
         logger.warning("ZooKeeper session expired; registering the host again")
         try:
             self.client.retry(self._create_host_node)
+        except HostNodeTaken as error:
+            self.exit_fatally(str(error))
         except Exception:
             logger.opt(exception=True).error("Could not register the host again")
 
     def start(self, reconciler: Reconciler) -> None:
         self.register(reconciler)
-        # The watch's first delivery is not a change: `serve` runs at start.
+        self.cluster.watch_host_node()
+        # The watches' first deliveries are not changes: `serve` runs at start.
         self.pending.clear()
         cluster = self.cluster.version()
         logger.info(f"Agent starting, cluster {cluster}, host {reconciler.host_version}")
@@ -215,12 +229,38 @@ class Daemon:
             self.pending.clear()
             if self.stop.is_set():
                 break
-            outcome = run_measured(reconciler, self.metrics)
-            notify.status(self.status(reconciler, outcome.value))
+            outcome = self.run(reconciler)
+            notify.status(self.status(reconciler, outcome.value if outcome else "error"))
+            if outcome is Outcome.WAITING and self.client.connected:
+                # Connected again before the run gave up: no reconnection
+                # will queue the next try.
+                self.pending.set()
 
     def status(self, reconciler: Reconciler, state: str) -> str:
         """The line `systemctl status` shows."""
         return f"{state}; cluster {self.cluster.version()!r}, host {reconciler.host_version!r}"
+
+    def run(self, reconciler: Reconciler) -> Outcome | None:
+        """One run that never kills the worker; None when it crashed."""
+        try:
+            self.cluster.repair_host_node()
+            return run_measured(reconciler, self.metrics)
+        except HostNodeTaken as error:
+            self.exit_fatally(str(error))
+        except Exception as error:
+            self.crashed_runs += 1
+            logger.opt(exception=True).critical("Run crashed; waiting for the next change")
+            try:
+                reconciler.crashed(error)
+            except Exception:
+                logger.opt(exception=True).error("Could not report the crash")
+        return None
+
+    def exit_fatally(self, reason: str) -> None:
+        """Stop the daemon for a reason it cannot recover from (exit 1)."""
+        logger.critical(reason)
+        self.fatal = reason
+        self.stop.set()
 
     def close(self) -> None:
         self.registered = False
@@ -286,9 +326,13 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
             metrics.configure(config.metrics_address, config.metrics_file)
             metrics.flush()  # an unwritable file is an error now, not after a run
         if once or daemon is None:
-            return run_measured(reconciler, metrics).exit_status
+            try:
+                return run_measured(reconciler, metrics).exit_status
+            except HostNodeTaken as e:
+                logger.critical(str(e))
+                return 1
         serve_until_signalled(daemon, reconciler)
-        return 0
+        return 1 if daemon.fatal else 0
     finally:
         if daemon:
             daemon.close()

@@ -24,10 +24,24 @@ class Stopped(Exception):
     """The agent is shutting down: stop between steps, halting nothing."""
 
 
+class ClusterUnavailable(Exception):
+    """The cluster could not be reached, even after retrying (a ZooKeeper
+    outage longer than the retry deadline). Not this host's failure: the
+    run stops without halting the cluster and runs again once connected."""
+
+
+class HostNodeTaken(Exception):
+    """This host's node belongs to another agent's session: this agent
+    cannot go on (a fatal condition, the daemon exits non-zero)."""
+
+
 class Cluster(Protocol):
     """The desired state of the whole cluster, and where one host's results go.
 
     - `version()` is the cluster version: None is halted, False paused.
+    - every method that reaches the cluster retries across a short outage
+      (a leader failover) and raises `ClusterUnavailable` when it lasts
+      too long.
     - `halt()` sets it to None: every other agent abandons its run.
     - `record()` and `set_error()` write this host's node (`version`, `error`).
     - `lock(name)` is the cluster-wide lock `/agent-locks/<name>`, one holder
@@ -73,5 +87,10 @@ def halting(cluster: Cluster, lock: AbstractContextManager[object]) -> Iterator[
         try:
             yield held
         except Exception:
-            cluster.halt()
+            try:
+                cluster.halt()
+            except ClusterUnavailable:
+                # The body's error is what the run must see: its failure
+                # handling halts again (or the next run does).
+                pass
             raise

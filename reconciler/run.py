@@ -16,9 +16,15 @@ This module alone says what happens in what order:
 5. the after hook, which runs after success and after an abandon, never
    after a failure.
 
-Any failure halts the cluster, sets the host's `error` and writes status
-`error`. The same run serves the daemon and `--once`; only the `Cluster`
-differs.
+Any failure of this host's own work (a command, a tree error, the hook,
+or anything else raised during the run) halts the cluster, sets the
+host's `error` (never empty) and writes status `error`. Not reaching the
+cluster (`ClusterUnavailable`, after the cluster's own retries) is not a
+failure: the run stops, halting nothing, with status `waiting for
+ZooKeeper`, and the daemon runs again once connected. A halt that cannot
+reach the cluster is done by the next run, if the cluster version is still
+the one that failed. The same run serves the daemon and `--once`; only the
+`Cluster` differs.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any
 
 from loguru import logger
 
-from reconciler.cluster import Abandoned, Cluster, Stopped
+from reconciler.cluster import Abandoned, Cluster, ClusterUnavailable, HostNodeTaken, Stopped
 from reconciler.config import Config
 from reconciler.drivers.command import CommandObserver, Runner
 from reconciler.drivers.dnf import Dnf
@@ -46,6 +52,7 @@ from reconciler.steps import ENDING, STARTING, ControllerCommand, Step
 
 RULE = "=" * 60
 HALTED = "Not deploying because cluster version is None"
+WAITING = "waiting for ZooKeeper"
 
 
 class Outcome(enum.Enum):
@@ -55,12 +62,22 @@ class Outcome(enum.Enum):
     ABANDONED = "abandoned"
     STOPPED = "stopped"
     FAILED = "failed"
+    WAITING = WAITING
 
     @property
     def exit_status(self) -> int:
         """For `--once`: 1 when the host did not converge through its own
-        run (failed or abandoned), else 0."""
+        run (failed or abandoned), 75 (EX_TEMPFAIL: try again later) when
+        ZooKeeper could not be reached, else 0."""
+        if self is Outcome.WAITING:
+            return 75
         return 1 if self in (Outcome.FAILED, Outcome.ABANDONED) else 0
+
+
+def error_message(error: BaseException) -> str:
+    """The host's `error`: never empty, so that a halted cluster always
+    shows a reason."""
+    return str(error) or type(error).__name__
 
 
 def package_manager(config: Config, runner: Runner) -> PackageManager:
@@ -104,6 +121,11 @@ class Reconciler:
         # The halt was already reported (by the end of the last run): the
         # run the halt itself queues stays silent.
         self.halt_reported = False
+        # Whether the status file says `done` for the host version: not
+        # known at start-up, where a crash may have left a stale status.
+        self.status_done = False
+        # A failure (version, error) the cluster could not be told of.
+        self.unreported: tuple[Any, str] | None = None
 
     # Planning
 
@@ -136,8 +158,28 @@ class Reconciler:
     # Running
 
     def run(self) -> Outcome:
-        """One run: steps 1-14, with the failure rules of agent.md."""
+        """One run: steps 1-14, with the failure rules of agent.md. Every
+        exception is an Outcome, except `HostNodeTaken` (fatal)."""
         version = self.cluster.version()
+        try:
+            return self.steps(version)
+        except ClusterUnavailable as error:
+            logger.warning(f"Cannot reach ZooKeeper ({error}); {WAITING}")
+            self.write_status(version, WAITING)
+            return Outcome.WAITING
+        except HostNodeTaken:
+            raise
+        except Exception as error:
+            self.fail(error, version, "deploying", f"FAILED deploying version {version}")
+            return Outcome.FAILED
+
+    def steps(self, version: Any) -> Outcome:
+        if self.unreported is not None:
+            failed, message = self.unreported
+            self.unreported = None
+            if version == failed:
+                self.report(failed, message)
+                return Outcome.FAILED
         if version is None:
             if not self.halt_reported:
                 logger.warning(HALTED)
@@ -148,28 +190,25 @@ class Reconciler:
             return Outcome.HALTED
         self.cluster.set_error(None)
         if version == self.host_version:
-            if not self.rundir.has_status():
-                self.rundir.write_status(version, "done")
+            if not self.status_done or not self.rundir.has_status():
+                self.write_status(version, "done")
             return Outcome.NOTHING
 
         logger.info(RULE)
         logger.info(f"Deploying version {version}")
-        self.rundir.write_status(version, "deploying")
+        self.write_status(version, "deploying")
         outcome = Outcome.DONE
         try:
             self.converge(version)
             self.record(version)
         except Stopped:
             logger.warning(f"Stopped before finishing version {version}")
-            self.rundir.write_status(version, "stopped")
+            self.write_status(version, "stopped")
             return Outcome.STOPPED
         except Abandoned:
             logger.warning("Abandoning deployment because cluster version is None")
-            self.rundir.write_status(version, "abandoned")
+            self.write_status(version, "abandoned")
             outcome = Outcome.ABANDONED
-        except Exception as error:
-            self.fail(error, version, "deploying", f"FAILED deploying version {version}")
-            return Outcome.FAILED
         if self.config.after and not self.after_hook(version):
             return Outcome.FAILED
         return outcome
@@ -213,7 +252,7 @@ class Reconciler:
         self.rundir.write_host_version(version)
         self.host_version = version
         logger.info(f"Done deploying version {version}")
-        self.rundir.write_status(version, "done")
+        self.write_status(version, "done")
 
     def after_hook(self, version: Any) -> bool:
         """Step 14; False when the hook failed. The halt is reported here
@@ -232,9 +271,32 @@ class Reconciler:
 
     def fail(self, error: Exception, version: Any, label: str, critical: str) -> None:
         try:
-            self.cluster.halt()
-            self.cluster.set_error(str(error))
+            self.report(version, error_message(error))
         finally:
             logger.opt(exception=error).error(label)
             logger.critical(critical)
-            self.rundir.write_status(version, "error")
+            self.write_status(version, "error")
+
+    def crashed(self, error: Exception) -> None:
+        """An error no phase of the run accounts for (a bug, or data it could
+        not handle): a failure like any other, so the cluster halts."""
+        version = self.cluster.version()
+        try:
+            self.report(version, error_message(error))
+        finally:
+            self.write_status(version, "error")
+
+    def report(self, version: Any, message: str) -> None:
+        """Halt the cluster and set this host's `error`; when ZooKeeper
+        cannot be reached, the next run does it instead."""
+        try:
+            self.cluster.halt()
+            self.cluster.set_error(message)
+        except ClusterUnavailable as error:
+            logger.error(f"Could not halt the cluster ({error}); halting once ZooKeeper answers")
+            self.unreported = (version, message)
+
+    def write_status(self, version: Any, status: str) -> None:
+        """The status line (any JSON scalar version: see `rundir.version_text`)."""
+        self.rundir.write_status(version, status)
+        self.status_done = status == "done"

@@ -91,6 +91,9 @@ def test_frozen_agent_is_not_taken_over(tmp_path: Path, zk: KazooClient, zk_chro
     """Stopped (SIGSTOP), not dead: its session and its lock on the run
     directory live on, and a second agent must not take its node."""
     host = seed_host(tmp_path, zk)
+    # Long enough that the frozen agent's session outlives the check even
+    # on a loaded machine.
+    host.extra["zookeeper-session-timeout"] = "30"
     first = AgentProcess(host, zk_chroot)
     try:
         first.wait_for_message("INFO Agent starting, cluster 1, host 1")

@@ -8,12 +8,22 @@ The protocol on ZooKeeper nodes (agent.md):
   delivered version differs from the cached one (and for the first
   delivery): the daemon queues a run. A halt updates the cache *before*
   writing, so this host's own halt does not look like another host's.
-- `/hosts/<host-id>` is this host's node: `record` sets its `version`,
-  `set_error` its `error`. Creating it is the daemon's registration
-  (`reconciler.agent`).
+- `/hosts/<host-id>` is this host's ephemeral node: `record` sets its
+  `version`, `set_error` its `error`. The daemon's registration
+  (`reconciler.agent`) decides when it is created (`create_host_node`); a
+  node deleted under the running agent is created again (by the next write,
+  or by the worker after `host_node_missing` is set by a watch). A node of
+  the same path owned by another session is `HostNodeTaken`.
 - `/agent-locks/<name>` is a kazoo `Lock` (identifier: the host name),
   acquired by polling so that a stop or a halt ends the wait.
 - `/role-locks/<role>` is the persistent role lock (`zk.rolelock`).
+
+A connection loss is not the host's failure: every call goes through
+`retry`, which calls again across a leader failover or a session expiry
+(kazoo's `KazooRetry`: delays from 0.1 s doubling up to 1 s) until
+`retry_deadline` seconds have passed, then raises `ClusterUnavailable`.
+A wait for a lock gives up the same way when the client has been
+disconnected for longer than the deadline.
 
 `ClusterHooks` tell the daemon what its metrics and watchdog need: every
 version the watch delivers, how long each lock wait took, and that a lock
@@ -27,20 +37,39 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import LockTimeout
+from kazoo.exceptions import ConnectionClosedError, LockTimeout, NodeExistsError, NoNodeError
+from kazoo.retry import KazooRetry, RetryFailedError
+from loguru import logger
 
-from reconciler.cluster import Abandoned, Stopped, halting
+from reconciler.cluster import (
+    Abandoned,
+    ClusterUnavailable,
+    HostNodeTaken,
+    Stopped,
+    halting,
+)
 from reconciler.model import HostIdentity
 from reconciler.tree import Node
 from reconciler.zk.paths import AGENT_LOCKS, HOSTS
-from reconciler.zk.reader import read_properties, read_tree, update_properties
+from reconciler.zk.reader import check_and_set, read_tree, update_properties
 from reconciler.zk.rolelock import RoleLock
 from reconciler.zk.storage import decode, encode
 
 LOCK_POLL = 0.2
+CONNECTED_POLL = 0.05
+# The default for `retry_deadline`: a leader failover reconnects in about
+# 1 s; the daemon passes its session timeout instead (after that long the
+# session is gone anyway, and the run is better restarted once connected).
+RETRY_DEADLINE = 10.0
+
+T = TypeVar("T")
+
+
+class _Unchanged(Exception):
+    """A host node change that would write what is already there."""
 
 
 def cluster_version(data: bytes | None) -> Any:
@@ -73,6 +102,7 @@ class ZooKeeperCluster:
         stop: threading.Event,
         on_change: Callable[[], None] = lambda: None,
         hooks: ClusterHooks = ClusterHooks(),
+        retry_deadline: float = RETRY_DEADLINE,
     ) -> None:
         self.client = client
         self.hooks = hooks
@@ -80,41 +110,152 @@ class ZooKeeperCluster:
         self.host_path = f"{HOSTS}/{host.id}"
         self.stop = stop
         self.on_change = on_change
+        self.retry_deadline = retry_deadline
+        self._retry = KazooRetry(
+            max_tries=-1,
+            delay=0.1,
+            max_delay=1.0,
+            deadline=retry_deadline,
+            sleep_func=client.handler.sleep_func,
+        )
         self.cached_version: Any = None
         self.watched = False
+        # The `version` of this host's node, for creating it again.
+        self.host_version: Any = None
+        # Set by the watch on the host node when it disappears.
+        self.host_node_missing = False
+        self._disconnected_since: float | None = None
         # kazoo delivers the first value before the constructor returns.
         self.client.DataWatch(HOSTS, self._delivered)
 
     def _delivered(self, data: bytes | None, stat: Any) -> None:
-        version = cluster_version(data)
+        try:
+            version = cluster_version(data)
+        except Exception as error:
+            # Data no version can be read from is refused, not deployed:
+            # the agent keeps the version it has until a readable one comes.
+            logger.error(f"Ignoring unreadable {HOSTS} data: {type(error).__name__}: {error}")
+            return
         self.hooks.version_seen(version)
         if not self.watched or version != self.cached_version:
             self.cached_version = version
             self.watched = True
             self.on_change()
 
+    def retry(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`func(*args, **kwargs)`, called again after a connection loss or a
+        session expiry until it completes; `ClusterUnavailable` once
+        `retry_deadline` has passed. `func` must be safe to call again."""
+        give_up = time.monotonic() + self.retry_deadline
+
+        def attempt() -> T:
+            # kazoo queues a request made while disconnected until the
+            # connection is back, with no time limit: wait here instead,
+            # bounded. (Requests in flight when the connection drops fail
+            # with ConnectionLoss, which the retry handles.)
+            while not self.client.connected:
+                if time.monotonic() >= give_up:
+                    raise RetryFailedError("not connected")
+                time.sleep(CONNECTED_POLL)
+            return func(*args, **kwargs)
+
+        try:
+            result: T = self._retry.copy()(attempt)
+        except (RetryFailedError, ConnectionClosedError) as error:
+            raise ClusterUnavailable(
+                f"no answer from ZooKeeper within {self.retry_deadline:g} s"
+            ) from error
+        return result
+
     def tree(self) -> Node:
-        return read_tree(self.client, "/")
+        # A read cut by a connection loss starts over: it is not a snapshot
+        # anyway, and a partial tree must never be planned from.
+        return self.retry(read_tree, self.client, "/")
 
     def version(self) -> Any:
         return self.cached_version
 
     def halt(self) -> None:
-        self.cached_version = None
-        update_properties(self.client, HOSTS, version=None)
+        previous, self.cached_version = self.cached_version, None
+        try:
+            self.retry(update_properties, self.client, HOSTS, version=None)
+        except ClusterUnavailable:
+            # Not halted after all: the cache must not say so, or this host
+            # would sit out the next runs (no watch delivery would undo it).
+            if self.cached_version is None:
+                self.cached_version = previous
+            raise
 
     def record(self, version: Any) -> None:
-        update_properties(self.client, self.host_path, version=version)
+        self.host_version = version
+        self.retry(self._change_host, lambda properties: {**properties, "version": version})
 
     def set_error(self, message: str | None) -> None:
-        properties = read_properties(self.client, self.host_path)
-        if properties.get("error") == message or (message is None and "error" not in properties):
-            return
-        if message is None:
-            del properties["error"]
-        else:
-            properties["error"] = message
-        self.client.set(self.host_path, encode(properties))
+        def change(properties: dict[str, Any]) -> dict[str, Any]:
+            new = {k: v for k, v in properties.items() if k != "error"}
+            if message is not None:
+                new["error"] = message
+            if new == properties:
+                raise _Unchanged()
+            return new
+
+        try:
+            self.retry(self._change_host, change)
+        except _Unchanged:
+            pass
+
+    def _change_host(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Read-modify-write this host's node, created again if it was
+        deleted under the running agent."""
+        try:
+            check_and_set(self.client, self.host_path, lambda p: change(p or {}))
+        except NoNodeError:
+            self.create_host_node(deleted=True)
+            check_and_set(self.client, self.host_path, lambda p: change(p or {}))
+
+    # The host node
+
+    def create_host_node(self, deleted: bool = False) -> None:
+        """Create this host's ephemeral node (`name`, `version`, `role`);
+        one our session already holds is left as it is. `deleted`: it was
+        deleted under the running agent (said in a WARNING)."""
+        properties: dict[str, Any] = {"name": self.host.name, "version": self.host_version}
+        if self.host.role:
+            properties["role"] = self.host.role
+        if deleted:
+            logger.warning(f"Host node {self.host_path} was deleted; registering the host again")
+        try:
+            self.client.create(self.host_path, encode(properties), ephemeral=True)
+        except NodeExistsError:
+            stat = self.client.exists(self.host_path)
+            if stat is not None and stat.ephemeralOwner != self.client.client_id[0]:
+                raise HostNodeTaken(
+                    f"Host node {self.host_path} is held by another agent: exiting"
+                ) from None
+        self.host_node_missing = False
+
+    def watch_host_node(self) -> None:
+        """Once registered: notice when the host node is deleted (by a human,
+        or by a tool) and queue a run, which creates it again
+        (`repair_host_node`)."""
+        self.client.DataWatch(self.host_path, self._host_node_delivered)
+
+    def _host_node_delivered(self, data: bytes | None, stat: Any) -> None:
+        session = self.client.client_id
+        # Deleted, or deleted and created again by another session (whose
+        # node `create_host_node` then refuses to write over).
+        gone = stat is None or (session is not None and stat.ephemeralOwner != session[0])
+        if gone and not self.stop.is_set():
+            self.host_node_missing = True
+            self.on_change()
+
+    def repair_host_node(self) -> None:
+        """Create the host node again if the watch saw it deleted."""
+        if self.host_node_missing:
+            try:
+                self.retry(self.create_host_node, deleted=True)
+            except ClusterUnavailable:
+                pass  # Still missing: the run finds ZooKeeper unreachable too, and says so.
 
     def lock(self, name: str) -> AbstractContextManager[object]:
         return halting(self, self._agent_lock(name))
@@ -125,14 +266,19 @@ class ZooKeeperCluster:
         started = time.monotonic()
         try:
             while True:
-                try:
-                    if lock.acquire(timeout=LOCK_POLL):
-                        break
-                except LockTimeout:
-                    pass
+                if not self.client.connected:
+                    # A request made now would wait for the connection, without
+                    # a time limit and deaf to a stop (see `retry`).
+                    time.sleep(LOCK_POLL)
+                else:
+                    try:
+                        if lock.acquire(timeout=LOCK_POLL):
+                            break
+                    except LockTimeout:
+                        pass
                 try:
                     self._interrupt()
-                except (Stopped, Abandoned):
+                except (Stopped, Abandoned, ClusterUnavailable):
                     lock.cancel()
                     raise
         finally:
@@ -142,22 +288,45 @@ class ZooKeeperCluster:
         finally:
             lock.release()
 
-    def role_lock(self, role: str) -> RoleLock:
+    def role_lock(self, role: str) -> AbstractContextManager[object]:
         """Waiting for the role lock gives up (abandons the run) when another
         host halts the cluster: nothing is out of service yet."""
-        return RoleLock(
-            self.client,
-            role,
-            self.host.id,
-            self.host.name,
-            self._interrupt,
-            waited=self.hooks.lock_waited,
+        return self._role_lock(
+            RoleLock(
+                self.client,
+                role,
+                self.host.id,
+                self.host.name,
+                self._interrupt,
+                waited=self.hooks.lock_waited,
+            )
         )
 
+    @contextmanager
+    def _role_lock(self, lock: RoleLock) -> Iterator[object]:
+        # Acquiring again after a connection loss is safe: a request of
+        # ours left by the first try is adopted.
+        self.retry(lock.acquire)
+        try:
+            yield lock
+        except BaseException:
+            lock.keep()
+            raise
+        self.retry(lock.release)
+
     def _interrupt(self) -> None:
-        """Called while waiting for a lock: end the wait on a stop or halt."""
+        """Called while waiting for a lock: end the wait on a stop, a halt,
+        or a connection lost for longer than the retry deadline."""
         self.hooks.waiting()
         if self.stop.is_set():
             raise Stopped()
         if self.version() is None:
             raise Abandoned()
+        if self.client.connected:
+            self._disconnected_since = None
+        elif self._disconnected_since is None:
+            self._disconnected_since = time.monotonic()
+        elif time.monotonic() - self._disconnected_since > self.retry_deadline:
+            raise ClusterUnavailable(
+                f"disconnected from ZooKeeper for more than {self.retry_deadline:g} s"
+            )

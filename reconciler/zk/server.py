@@ -214,6 +214,7 @@ class ZooKeeperServer:
         superuser: tuple[str, str] | None = None,
         sasl_users: Mapping[str, str] | None = None,
         tls: TlsFiles | None = None,
+        quorum: tuple[int, tuple[str, ...]] | None = None,
     ) -> None:
         self._auto_port = port is None
         self.port = port or free_port()
@@ -223,6 +224,8 @@ class ZooKeeperServer:
         self.superuser = superuser
         self.sasl_users = dict(sasl_users or {})
         self.tls = tls
+        # In an ensemble: this server's id and the `server.N=...` lines.
+        self.quorum = quorum
         self.directory = Path(tempfile.mkdtemp(prefix="reconciler-zk-"))
         self.log_path = self.directory / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -256,6 +259,7 @@ class ZooKeeperServer:
                     # files instead of 64 MB pre-allocated ones.
                     "forceSync=no",
                     "preAllocSize=1024",
+                    *self._quorum_config(data_dir),
                     "",
                 ]
             )
@@ -299,6 +303,12 @@ class ZooKeeperServer:
             )
             properties.append(f"-Djava.security.auth.login.config={jaas}")
         return properties
+    def _quorum_config(self, data_dir: Path) -> list[str]:
+        if self.quorum is None:
+            return []
+        myid, servers = self.quorum
+        (data_dir / "myid").write_text(f"{myid}\n")
+        return ["initLimit=10", "syncLimit=5", *servers]
 
     def start(self) -> None:
         """Start the server; returns once it accepts sessions."""
@@ -315,7 +325,10 @@ class ZooKeeperServer:
             if not self._auto_port or "Address already in use" not in self.log_tail():
                 break
             self.port = free_port()
-        raise ZooKeeperServerError(
+        raise self._failed(problem)
+
+    def _failed(self, problem: str | None) -> ZooKeeperServerError:
+        return ZooKeeperServerError(
             f"ZooKeeper on port {self.port} {problem}; its log ({self.log_path}):\n"
             + self.log_tail()
         )
@@ -371,6 +384,25 @@ class ZooKeeperServer:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
+    def mode(self) -> str | None:
+        """`leader`, `follower` or `standalone` (`srvr`'s `Mode:`); None
+        when not serving."""
+        try:
+            answer = four_letter_word(self.port, "srvr")
+        except OSError:
+            return None
+        for line in answer.splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: ") :].strip()
+        return None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crashed machine would stop."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def stop(self) -> None:
         """End the server process (TERM, then KILL after 5 s)."""
         process, self._process = self._process, None
@@ -389,6 +421,66 @@ class ZooKeeperServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> ZooKeeperServer:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ZooKeeperEnsemble:
+    """Three (or `size`) ZooKeeper servers on 127.0.0.1 forming one quorum,
+    for failover tests. `start()` returns once every server serves (about
+    1-2 s); `connection` names all of them, so a client moves to another
+    server when one dies. A context manager, like `ZooKeeperServer`."""
+
+    def __init__(self, size: int = 3, tick_time: int = 500, start_timeout: float = 30.0) -> None:
+        peers = [(free_port(), free_port()) for _ in range(size)]
+        lines = tuple(
+            f"server.{i}=127.0.0.1:{peer}:{election}"
+            for i, (peer, election) in enumerate(peers, start=1)
+        )
+        self.servers = [
+            ZooKeeperServer(tick_time=tick_time, start_timeout=start_timeout, quorum=(i, lines))
+            for i in range(1, size + 1)
+        ]
+
+    @property
+    def connection(self) -> str:
+        return ",".join(server.connection for server in self.servers)
+
+    def start(self) -> None:
+        """Start every server not running; returns once all serve. No
+        quorum forms until most of them run, so all are spawned first."""
+        waiting = [server for server in self.servers if not server.running]
+        for server in waiting:
+            server._spawn()
+        for server in waiting:
+            problem = server._wait_until_ready()
+            if problem is not None:
+                raise server._failed(problem)
+
+    def leader(self) -> ZooKeeperServer:
+        """The current leader; ZooKeeperServerError when none is elected."""
+        for server in self.servers:
+            if server.running and server.mode() == "leader":
+                return server
+        raise ZooKeeperServerError("no ZooKeeper server is the leader")
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    def __enter__(self) -> ZooKeeperEnsemble:
         try:
             self.start()
         except BaseException:
