@@ -39,7 +39,7 @@ import threading
 import time
 from types import FrameType
 
-from kazoo.client import KazooState
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 from loguru import logger
 
@@ -52,11 +52,20 @@ from reconciler.model import HostIdentity
 from reconciler.run import Outcome, Reconciler
 from reconciler.treefile import TreeFileCluster
 from reconciler.zk.cluster import ClusterHooks, ZooKeeperCluster
-from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
+from reconciler.zk.connect import (
+    ZooKeeperUnavailable,
+    ZooKeeperUnreachable,
+    connect,
+    settings,
+)
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import read_properties
 
 RUNNING = "Another agent is running"
+# The daemon waits for an unreachable ZooKeeper at start, retrying after
+# these delays (doubling).
+CONNECT_RETRY_FIRST = 1.0
+CONNECT_RETRY_MAX = 30.0
 # The worker wakes at least this often, idle or not (stop, watchdog).
 IDLE_WAKE = 0.5
 
@@ -92,14 +101,12 @@ class Daemon:
         stop: threading.Event,
         metrics: Metrics | None = None,
         watchdog: notify.Watchdog | None = None,
+        wait_for_zookeeper: bool = False,
     ) -> None:
         self.host = HostIdentity(id=config.host_id, name=config.host_name, role=config.role)
         self.metrics = metrics or Metrics()
         self.watchdog = watchdog or notify.Watchdog({})
-        try:
-            self.client = connect(settings(config), readable=HOSTS)
-        except ZooKeeperUnavailable as e:
-            raise ConfigError(str(e)) from None
+        self.client = self._connect(config, stop, wait_for_zookeeper)
         self.pending = threading.Event()
         self.stop = stop
         hooks = ClusterHooks(
@@ -122,6 +129,27 @@ class Daemon:
         self.crashed_runs = 0
         # Why the daemon had to stop (exit 1), if it had to.
         self.fatal: str | None = None
+
+    @staticmethod
+    def _connect(config: Config, stop: threading.Event, wait: bool) -> KazooClient:
+        """The session. A ZooKeeper that does not answer at all is waited
+        for when `wait` (the daemon: it may be restarting, or the network
+        cut), retrying with a growing delay; wrong settings (credentials,
+        TLS, access) are a ConfigError at once."""
+        delay = CONNECT_RETRY_FIRST
+        while True:
+            try:
+                return connect(settings(config), readable=HOSTS)
+            except ZooKeeperUnreachable as e:
+                if not wait:
+                    raise
+                logger.warning(f"{e}; retrying in {delay:g} s")
+                notify.status(f"waiting for ZooKeeper ({e})")
+                if stop.wait(delay):
+                    raise
+                delay = min(delay * 2, CONNECT_RETRY_MAX)
+            except ZooKeeperUnavailable as e:
+                raise ConfigError(str(e)) from None
 
     # Registration
 
@@ -272,17 +300,21 @@ class Daemon:
                 self.reconciler.rundir.unlock()
 
 
-def serve_until_signalled(daemon: Daemon, reconciler: Reconciler) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`: the running command finishes, the run
+    stops between steps (or a wait for ZooKeeper ends), the daemon exits 0."""
+
     def shutdown(signum: int, frame: FrameType | None) -> None:
         logger.info(f"Stopping on {signal.Signals(signum).name}")
         notify.stopping()
-        daemon.stop.set()
+        stop.set()
 
-    # Handlers first: a SIGTERM right after the start (or right after
-    # READY=1, which lets systemd stop the service) stops cleanly. READY=1
-    # before the worker's first WATCHDOG=1.
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+
+
+def serve_until_signalled(daemon: Daemon, reconciler: Reconciler) -> None:
+    # READY=1 before the worker's first WATCHDOG=1.
     notify.ready(daemon.status(reconciler, "Agent running"))
     worker = threading.Thread(target=daemon.serve, args=(reconciler,), name="reconciler")
     worker.start()
@@ -297,8 +329,21 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
     cluster: Cluster
     metrics = Metrics()
     watchdog = notify.Watchdog()
+    serving = config.tree is None and not (once or plan_only)
+    if serving:
+        # From the start: a SIGTERM while waiting for ZooKeeper, or right
+        # after READY=1 (which lets systemd stop the service), stops cleanly.
+        stop_on_signals(stop)
     if config.tree is None:
-        daemon = Daemon(config, stop, metrics, watchdog)
+        try:
+            daemon = Daemon(config, stop, metrics, watchdog, wait_for_zookeeper=serving)
+        except ZooKeeperUnreachable as e:
+            if stop.is_set():
+                return 0
+            # --once (and --plan): the same "try again later" as a run that
+            # loses ZooKeeper (Outcome.WAITING).
+            logger.error(str(e))
+            return Outcome.WAITING.exit_status
         cluster = daemon.cluster
     else:
         cluster = TreeFileCluster.read(config.tree)

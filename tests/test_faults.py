@@ -295,3 +295,31 @@ def test_leader_failover_during_tree_reads_halts_nothing(
             assert agent.stop() == 0
         admin.stop()
         admin.close()
+
+
+def test_daemon_started_before_zookeeper_waits_for_it(
+    tmp_path: Path, server: ZooKeeperServer, admin: KazooClient
+) -> None:
+    """Issue 10: the agent keeps retrying while ZooKeeper is unreachable, and
+    says so; `--once` gives up at once with 75 (try again later)."""
+    host = seed_host(tmp_path, admin)
+    host.extra["zookeeper-session-timeout"] = "2"  # also how long a connection attempt waits
+    server.stop()
+    once = AgentProcess(host, server.connection, "--once")
+    assert once.process.wait(30) == 75
+    once.reader.join(5)
+    assert [m for m in once.messages() if "Could not connect" in m] == [
+        f"ERROR Could not connect to ZooKeeper at {server.connection} within 2 s"
+    ]
+
+    agent = AgentProcess(host, server.connection)
+    try:
+        agent.wait_for_message(
+            f"WARNING Could not connect to ZooKeeper at {server.connection} within 2 s; "
+            "retrying in 1 s",
+            timeout=30,
+        )
+        server.start()
+        agent.wait_for_message("INFO Agent starting, cluster 1, host 1", timeout=60)
+    finally:
+        assert agent.stop() == 0

@@ -36,6 +36,11 @@ class ZooKeeperUnavailable(Exception):
     """No ZooKeeper session could be established."""
 
 
+class ZooKeeperUnreachable(ZooKeeperUnavailable):
+    """No server answered at all (down, restarting, cut off): unlike
+    rejected credentials or a TLS mistake, this may mend by itself."""
+
+
 class SelectHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
     """kazoo's threading handler, waiting with a single select(2) call.
 
@@ -262,7 +267,8 @@ def connect(
     if auth_failed or not client.connected:
         client.stop()
         client.close()
-        raise ZooKeeperUnavailable(_why(target, auth_failed))
+        message, unreachable = _why(target, auth_failed)
+        raise (ZooKeeperUnreachable if unreachable else ZooKeeperUnavailable)(message)
     if readable is not None:
         try:
             client.get_children(readable)
@@ -296,22 +302,25 @@ class _ConnectionReporter:
             logger.info(f"Connected to ZooKeeper at {self.connection} again")
 
 
-def _why(target: Settings, auth_failed: bool) -> str:
+def _why(target: Settings, auth_failed: bool) -> tuple[str, bool]:
+    """Why no session came, in one line, and whether it may mend by itself
+    (no server answered: not a mistake in the settings)."""
     where = target.connection
     if auth_failed:
         source = target.credentials.source if target.credentials else "the Kerberos ticket"
         return (
             f"ZooKeeper at {where} rejected the SASL credentials: check the user and "
             f"password in {source} against the server's JAAS file"
-        )
+        ), False
     if target.tls is not None:
         problem = _tls_problem(target)
         if problem is not None:
-            return problem
+            return problem, False
     message = f"Could not connect to ZooKeeper at {where} within {target.timeout:g} s"
     if target.tls is None and _answers(target.connection):
-        message += " (a server listens: if it takes TLS only, set zookeeper-tls = true)"
-    return message
+        hint = " (a server listens: if it takes TLS only, set zookeeper-tls = true)"
+        return message + hint, False
+    return message, True
 
 
 def _answers(connection: str) -> bool:
