@@ -9,6 +9,7 @@ beforehand, so the agents' yum leaves it (and the script) as it is.
 
 from __future__ import annotations
 
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,16 +85,18 @@ class Fleet:
         # Paused: the agents start and register, then one bump starts them all.
         update_properties(self.client, "/hosts", version=False)
 
-    def start(self, count: int, seconds: float = 0.0) -> None:
+    def start(self, count: int, seconds: float = 0.0, **options: str) -> None:
+        """Start `count` agents (configuration `options`), their deploy
+        script taking `seconds`."""
         for number in range(len(self.hosts), len(self.hosts) + count):
             name = f"h{number}"
-            host = SandboxHost(self.base / name, host_id=name, host_name=name)
+            host = SandboxHost(self.base / name, host_id=name, host_name=name, extra=options)
             # Installed already: yum finds it and leaves the deploy script.
             (host.root / "var/lib/fake-yum").mkdir(parents=True)
             (host.root / "var/lib/fake-yum/z4m").write_text("1.0.0\n")
             script = host.root / "opt/z4m/bin/zookeeper-deploy"
             script.parent.mkdir(parents=True)
-            log = self.base / f"deploy-h{number}.log"
+            log = self.deploy_log(number)
             script.write_text(DEPLOY.format(python=sys.executable, log=str(log), seconds=seconds))
             script.chmod(0o755)
             self.hosts.append(host)
@@ -106,8 +109,12 @@ class Fleet:
         wait_until(lambda: all(self.recorded(h) == version for h in self.hosts), timeout)
 
     def recorded(self, host: SandboxHost) -> Any:
-        data, _stat = self.client.get(f"/hosts/{host.host_id}")
-        return decode(data).get("version")
+        return self.host_properties(host.host_id).get("version")
+
+    def host_properties(self, host: str | int) -> dict[str, Any]:
+        path = f"/hosts/h{host}" if isinstance(host, int) else f"/hosts/{host}"
+        data = self.client.exists(path) and self.client.get(path)[0]
+        return decode(data) if data else {}
 
     def deploy_spans(self) -> list[tuple[float, float]]:
         spans = []
@@ -118,6 +125,19 @@ class Fleet:
             assert len(starts) == len(ends), f"{log.name}: a deploy script did not finish"
             spans += zip(starts, ends, strict=True)
         return spans
+
+    def deploy_starts(self) -> list[int]:
+        """The hosts (numbers) whose deploy script started."""
+        return [
+            number
+            for number in range(len(self.hosts))
+            if "start" in self.deploy_log(number).read_text(errors="replace")
+        ]
+
+    def deploy_log(self, number: int) -> Path:
+        log = self.base / f"deploy-h{number}.log"
+        log.touch()
+        return log
 
     def close(self) -> None:
         for agent in self.agents:
@@ -222,3 +242,32 @@ def test_plan_reads_no_other_host_and_no_lock_queue(fleet: Fleet, tmp_path: Path
     assert reads(fleet.server, "hosts") - hosts <= 4
     assert reads(fleet.server, "agent-locks") == locks
     assert reads(fleet.server, "role-locks") == 0
+
+
+def test_a_holder_frozen_past_its_session_halts_and_nobody_overlaps(fleet: Fleet) -> None:
+    """The fault trial of issue 9, point 5, with real agents: the agent
+    holding the service lock is frozen (SIGSTOP) while its deploy script
+    runs, until its session expires. The other agent does not start its
+    script meanwhile; the frozen one, resumed, halts the cluster and fails
+    its run naming the service; the other gives up its wait."""
+    fleet.tree(hosts=2)
+    fleet.start(2, seconds=5.0, **{"zookeeper-session-timeout": "2"})
+    update_properties(fleet.client, "/hosts", version=1)
+    wait_until(lambda: len(fleet.deploy_starts()) == 1)
+    [holder] = fleet.deploy_starts()
+    frozen, other = fleet.agents[holder], fleet.agents[1 - holder]
+    frozen.process.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: not fleet.client.exists(f"/hosts/h{holder}"))
+        # Expired: a plain lock would let the other host start now.
+        time.sleep(1.0)
+        assert fleet.deploy_starts() == [holder]
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+    frozen.wait_for_message("CRITICAL FAILED deploying version 1", timeout=30)
+    lost = "Lost the lock for /svc/app while deploying"
+    wait_until(lambda: fleet.host_properties(holder).get("error") == lost)
+    assert decode(fleet.client.get("/hosts")[0])["version"] is None
+    other.wait_for_message("WARNING Abandoning deployment because cluster version is None")
+    assert fleet.deploy_starts() == [holder]
+    assert most_at_once(fleet.deploy_spans()) == 1

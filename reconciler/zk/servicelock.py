@@ -26,7 +26,11 @@ demand):
   of its own and every orphan: when one goes, it looks again, so a release
   wakes at most `max-parallel` waiters, never the whole line. Waiting is
   one request kept until the lock is held or the wait is given up
-  (`interrupt` raises, or `cancel()`): the place in line is never lost;
+  (`interrupt` raises, or `cancel()`): the place in line is never lost.
+  `interrupt` is asked once more when the lock comes, before registering:
+  a holder that fails halts the cluster *before* it leaves, and a waiter
+  whose `interrupt` reads a watched halt sees it (ZooKeeper notifies a
+  session in commit order, kazoo runs the callbacks in that order);
 - leaving: the holder first checks that its request still exists in its own
   session. If not (the session expired while deploying), it calls `halt`
   while its registration still holds the others back, then deletes the
@@ -132,6 +136,9 @@ class ServiceLock:
             while True:
                 self._ask()
                 self._wait()
+                # Asked once more with the lock free: a holder halts the
+                # cluster before it leaves (a failed deploy, a lost lock).
+                self.interrupt()
                 if self._register():
                     break
                 # The session expired just as the lock came: ask again (the
@@ -266,7 +273,10 @@ class ServiceLock:
         held = self._still_held()
         if not held:
             self.lost.set()
-            self.halt()
+            # Right after an expiry the new session may still be coming: the
+            # halt is retried. If it can't be made, the registration stays
+            # and keeps holding the others back.
+            self._retry(self.halt)
         try:
             self._retry(self._delete, self.registration)
         except KazooException:
