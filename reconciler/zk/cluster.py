@@ -31,6 +31,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+from loguru import logger
 
 from reconciler.cluster import Abandoned, Stopped, halting
 from reconciler.model import HostIdentity
@@ -85,11 +88,16 @@ class ZooKeeperCluster:
 
     def follow_tree(self) -> None:
         """Keep the tree in a mirror from now on (the daemon): a full read
-        now, then only the nodes that change."""
-        if self.mirror is None:
-            mirror = TreeMirror(self.client)
-            mirror.start()
-            self.mirror = mirror
+        now, then only the nodes that change. A first read that fails (the
+        connection lost meanwhile) is no reason to stop the agent: the
+        mirror, started, reads it all at the next `tree()`, the first run's."""
+        if self.mirror is not None:
+            return
+        self.mirror = TreeMirror(self.client)
+        try:
+            self.mirror.start()
+        except (KazooException, KazooTimeoutError) as e:
+            logger.warning(f"Could not read the tree yet ({type(e).__name__}): the first run will")
 
     def unfollow_tree(self) -> None:
         if self.mirror is not None:
