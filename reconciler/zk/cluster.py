@@ -162,7 +162,12 @@ class ZooKeeperCluster:
         """Waiting for the role lock gives up (abandons the run) when another
         host halts the cluster: nothing is out of service yet."""
         return RoleLock(
-            self.client, role, self.host.id, self.host.name, self._interrupt, max_parallel
+            self.client,
+            role,
+            self.host.id,
+            self.host.name,
+            self._interrupt,
+            max_parallel=max_parallel,
         )
 
     def _interrupt(self) -> None:
