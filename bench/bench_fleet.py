@@ -16,13 +16,11 @@ fleet, the packet ratio is about 1.
 and every host runs its deploy script, under the service lock;
 `--max-parallel K` sets the service's `max-parallel`.
 
-`--preview` runs each agent with `ZooKeeperSource.tree` taken from a
-`TreeMirror` and `ZooKeeperSource.lock` from a `ServiceLock` (patched in by
-this file, in the agent's process): a preview of the agent once both are
-wired in. Drop it then.
+The agents are the real daemon: its tree from a mirror (`TreeMirror`),
+the service lock a `ServiceLock` with the service's `max-parallel`.
 
     .venv/bin/python bench/bench_fleet.py [--agents 10] [--bumps 5] [--tree-nodes 0]
-        [--deploy] [--max-parallel 1] [--preview]
+        [--deploy] [--max-parallel 1]
 """
 
 from __future__ import annotations
@@ -35,8 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,38 +108,8 @@ class HostVersions:
             )
 
 
-def preview_agent(argv: list[str]) -> int:
-    """The agent daemon on a mirror and the service lock (see the docstring)."""
-    from reconciler import agent, cli
-    from reconciler.zk.mirror import TreeMirror
-    from reconciler.zk.servicelock import ServiceLock
-
-    mirrors: dict[int, TreeMirror] = {}
-
-    def tree(source: agent.ZooKeeperSource) -> Node:
-        mirror = mirrors.get(id(source))
-        if mirror is None:
-            mirror = mirrors[id(source)] = TreeMirror(source.client)
-            mirror.start()
-        return mirror.tree(fresh=True)
-
-    @contextmanager
-    def lock(source: agent.ZooKeeperSource, name: str) -> Iterator[object]:
-        node = tree(source).get("/" + name.replace(",", "/"))
-        width = int(node.properties.get("max-parallel", 1)) if node else 1
-        host = source.host
-        with ServiceLock(
-            source.client, name, host.id, host.name, width, source._waiting, halt=source.halt
-        ) as held:
-            yield held
-
-    agent.ZooKeeperSource.tree = tree  # type: ignore[method-assign,assignment]
-    agent.ZooKeeperSource.lock = lock  # type: ignore[method-assign,assignment]
-    return cli.main(argv)
-
-
 class Agent:
-    def __init__(self, base: Path, number: int, connection: str, preview: bool) -> None:
+    def __init__(self, base: Path, number: int, connection: str) -> None:
         self.id = host_id(number)
         directory = base / self.id
         (directory / "root").mkdir(parents=True)
@@ -158,8 +124,6 @@ class Agent:
         env = dict(os.environ, SANDBOX_JOURNAL=str(directory / "journal"))
         self.log = open(directory / "agent.log", "w")  # noqa: SIM115  # closed in stop()
         command = [sys.executable, "-m", "reconciler", "--log-json", str(config)]
-        if preview:
-            command[1:3] = [str(Path(__file__)), "--agent"]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -222,16 +186,12 @@ def bumps(
     return figures
 
 
-def start_agents(
-    base: Path, numbers: range, connection: str, agents: list[Agent], preview: bool
-) -> None:
+def start_agents(base: Path, numbers: range, connection: str, agents: list[Agent]) -> None:
     for number in numbers:
-        agents.append(Agent(base, number, connection, preview))
+        agents.append(Agent(base, number, connection))
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--agent"]:
-        sys.exit(preview_agent(sys.argv[2:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10, help="N (then 4N)")
     parser.add_argument("--bumps", type=int, default=5, help="bumps for N and for 4N")
@@ -239,7 +199,6 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=1.0, help="seconds after each bump")
     parser.add_argument("--deploy", action="store_true", help="every bump deploys")
     parser.add_argument("--max-parallel", type=int, help="the service's max-parallel")
-    parser.add_argument("--preview", action="store_true", help="agents on TreeMirror, ServiceLock")
     args = parser.parse_args()
     n = args.agents
     agents: list[Agent] = []
@@ -254,7 +213,7 @@ def main() -> None:
             version = 1
             for phase, numbers in ((n, range(n)), (4 * n, range(n, 4 * n))):
                 started = time.perf_counter()
-                start_agents(Path(tmp), numbers, server.connection, agents, args.preview)
+                start_agents(Path(tmp), numbers, server.connection, agents)
                 hosts = [a.id for a in agents]
                 # Each host's first run deploys the service, one host at a
                 # time (its lock), and records the version.
@@ -274,7 +233,7 @@ def main() -> None:
             client.close()
 
     print(
-        f"{'preview agents' if args.preview else 'agents'}; tree: {args.tree_nodes} filler nodes; "
+        f"tree: {args.tree_nodes} filler nodes; "
         f"{'deploying' if args.deploy else 'no-op'} bumps; max-parallel {args.max_parallel}; "
         f"load average {os.getloadavg()[0]:.1f}"
     )

@@ -4,8 +4,9 @@
 is opened (a tree file, or ZooKeeper) and in whether runs repeat:
 
 - with ZooKeeper, the `Daemon` connects, registers the host (its ephemeral
-  node `/hosts/<host-id>`, registered again after a session expiry) and
-  lets the `ZooKeeperCluster`'s watch on `/hosts` queue runs;
+  node `/hosts/<host-id>`, registered again after a session expiry),
+  keeps the tree in a mirror (not with `--once`: one read is all it needs)
+  and lets the `ZooKeeperCluster`'s watch on `/hosts` queue runs;
 - `--once` (or a tree file) does one run; otherwise a single worker thread
   runs one reconciliation per queued change until SIGTERM/SIGINT sets the
   stop event, which the run checks between steps.
@@ -236,9 +237,13 @@ class Daemon:
         except Exception:
             logger.opt(exception=True).error("Could not register the host again")
 
-    def start(self, reconciler: Reconciler) -> None:
+    def start(self, reconciler: Reconciler, follow: bool = True) -> None:
+        """Register; with `follow` (not for `--once`), keep the tree in a
+        mirror from now on, so that a run reads only what changed."""
         self.register(reconciler)
         self.cluster.watch_host_node()
+        if follow:
+            self.cluster.follow_tree()
         # The watches' first deliveries are not changes: `serve` runs at start.
         self.pending.clear()
         cluster = self.cluster.version()
@@ -293,6 +298,7 @@ class Daemon:
     def close(self) -> None:
         self.registered = False
         try:
+            self.cluster.unfollow_tree()
             self.client.stop()
         finally:
             self.client.close()
@@ -361,7 +367,7 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
             return 0
         if daemon:
             try:
-                daemon.start(reconciler)
+                daemon.start(reconciler, follow=not once)
             except AgentRunning as e:
                 logger.error(str(e))
                 return 1

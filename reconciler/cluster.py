@@ -44,19 +44,26 @@ class Cluster(Protocol):
       too long.
     - `halt()` sets it to None: every other agent abandons its run.
     - `record()` and `set_error()` write this host's node (`version`, `error`).
-    - `lock(name)` is the cluster-wide lock `/agent-locks/<name>`, one holder
-      at a time. A body that fails halts the cluster *before* the lock is
-      released, so the next host in line sees the halt before it can restart
-      the same service. Waiting for it raises `Stopped` when the agent stops
-      and `Abandoned` when another host halts the cluster.
-    - `role_lock(role)` is the persistent `/role-locks/<role>`: released when
+    - `lock(name, max_parallel)` is the cluster-wide lock
+      `/agent-locks/<name>`, held by up to `max_parallel` hosts at once (the
+      deployable node's `max-parallel`), first come, first served. A body
+      that fails halts the cluster *before* the lock is released, so the
+      next host in line sees the halt before it can restart the same
+      service. Waiting for it raises `Stopped` when the agent stops and
+      `Abandoned` when another host halts the cluster. A holder that loses
+      the lock while the body runs (its session expired) halts the cluster
+      and raises an error naming the service.
+    - `role_lock(role, max_parallel)` is the persistent `/role-locks/<role>`,
+      held by up to `max_parallel` hosts of the role at once: released when
       the body ends normally, *kept* when it fails, so that the role's other
       hosts wait until this host has run successfully again. Waiting for it
       gives up like `lock`.
     """
 
     def tree(self) -> Node:
-        """The whole tree, read now."""
+        """The desired state's tree: every node but other hosts' nodes
+        (`/hosts/*`) and the lock queues (`/agent-locks`, `/role-locks`),
+        which may be left out. Current as of the cluster version last seen."""
 
     def version(self) -> Any:
         """The cluster version now (`/hosts` `version`)."""
@@ -70,13 +77,14 @@ class Cluster(Protocol):
     def set_error(self, message: str | None) -> None:
         """Set (or, with None, clear) this host's `error`."""
 
-    def lock(self, name: str) -> AbstractContextManager[object]:
-        """The cluster-wide lock `/agent-locks/<name>`; a failing body halts
-        the cluster before the lock is released."""
+    def lock(self, name: str, max_parallel: int = 1) -> AbstractContextManager[object]:
+        """The cluster-wide lock `/agent-locks/<name>`, `max_parallel` holders
+        at once; a failing body halts the cluster before the lock is released."""
 
-    def role_lock(self, role: str) -> AbstractContextManager[object]:
-        """The persistent role lock `/role-locks/<role>`: released when the
-        body ends normally, kept when it ends with an exception."""
+    def role_lock(self, role: str, max_parallel: int = 1) -> AbstractContextManager[object]:
+        """The persistent role lock `/role-locks/<role>`, `max_parallel`
+        holders at once: released when the body ends normally, kept when it
+        ends with an exception."""
 
 
 @contextmanager

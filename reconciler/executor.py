@@ -8,7 +8,7 @@ verified by asking what is installed, with a downgrade as the fallback.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from loguru import logger
@@ -110,6 +110,11 @@ class Executor:
         self.status(f"deploying {step.path} {step.n}")
         self.fs.ensure_config_dir(step.app)
         # The lock halts the cluster, while still held, if the script fails.
-        with self.cluster.lock(path_name(step.path)) if step.lock else nullcontext():
+        lock: AbstractContextManager[object] = (
+            self.cluster.lock(path_name(step.path), step.max_parallel)
+            if step.lock
+            else nullcontext()
+        )
+        with lock:
             self.runner.run(step.argv(), kind="deploy_script")
         self.fs.write_script_record(step.app, step.path, step.n, steps.deploy_script(step.rpm))

@@ -32,6 +32,7 @@ GIT_PREFIXES = ("git://", "git:")
 UNSAFE = re.compile(r"[\s\x00-\x1f\x7f/]")
 UNSAFE_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 ROLES = "/roles"
+MAX_PARALLEL = "max-parallel"
 
 Version = str | int | float | None
 
@@ -55,6 +56,8 @@ class Deployment(BaseModel):
     version: Version
     path: str
     n: int
+    # Hosts that may run this deployable node's deploy script at once.
+    max_parallel: int = 1
 
     @property
     def path_name(self) -> str:
@@ -74,6 +77,8 @@ class Controller:
     rpm: str
     # None: "don't care" (a versioned package name without a version).
     version: Version
+    # Hosts of the role that may hold the role lock at once.
+    max_parallel: int = 1
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,15 @@ def _targets(path: str, deploy: Node, host: HostIdentity) -> list[str]:
     return [name for name in dict.fromkeys(wanted) if name in names]
 
 
+def max_parallel(properties: dict[str, Any], path: str) -> int:
+    """`max-parallel` of a deployable node or `/roles/<role>`: an int of at
+    least 1 (not a bool, whose `True` would read as 1), 1 when not set."""
+    value = properties.get(MAX_PARALLEL, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TreeContentError(f"Invalid {MAX_PARALLEL} for {printable(path)}: {shown(value)}")
+    return value
+
+
 def _instances(target_path: str, properties: dict[str, Any]) -> int:
     try:
         return instances(properties.get("n", 1))
@@ -194,8 +208,9 @@ def role_controller(root: Node, role: str) -> Controller | None:
     node = root.get(path)
     if node is None or not node.has_property("type"):
         return None
-    rpm, _subtype, version = software(_properties(root, path), path)
-    return Controller(rpm, version)
+    properties = _properties(root, path)
+    rpm, _subtype, version = software(properties, path)
+    return Controller(rpm, version, max_parallel(properties, path))
 
 
 def desired_state(root: Node, host: HostIdentity) -> DesiredState:
@@ -224,12 +239,19 @@ def desired_state(root: Node, host: HostIdentity) -> DesiredState:
                 f"Inconsistent versions for {rpm}. {version!r} != {versions[rpm]!r}"
             )
         versions[rpm] = version
+        width = max_parallel(properties, path)
         for name in targets:
             target_path = join_path(join_path(path, "deploy"), name)
             count = _instances(target_path, _properties(root, target_path))
             deployments.extend(
                 Deployment(
-                    app=app_name(rpm), rpm=rpm, subtype=subtype, version=version, path=path, n=i
+                    app=app_name(rpm),
+                    rpm=rpm,
+                    subtype=subtype,
+                    version=version,
+                    path=path,
+                    n=i,
+                    max_parallel=width,
                 )
                 for i in range(count)
             )

@@ -29,15 +29,22 @@ def plan(desired: DesiredState, actual: ActualState) -> list[step.Step]:
     )
     steps += [step.Undeploy(app=d.app, rpm=d.rpm, path=d.path, n=d.n) for d in stale]
 
-    if controller and role:
-        steps.append(step.ControllerCommand(controller, step.STARTING, role))
+    if desired.controller and role:
+        width = desired.controller.max_parallel
+        steps.append(step.ControllerCommand(desired.controller.rpm, step.STARTING, role, width))
 
     for rpm in sorted(desired.packages):
         steps += install_steps(rpm, desired.packages[rpm], actual)
 
     steps += [
         step.Deploy(
-            app=d.app, rpm=d.rpm, subtype=d.subtype, path=d.path, n=d.n, lock=controller is None
+            app=d.app,
+            rpm=d.rpm,
+            subtype=d.subtype,
+            path=d.path,
+            n=d.n,
+            lock=controller is None,
+            max_parallel=d.max_parallel,
         )
         for d in desired.deployments
     ]

@@ -231,7 +231,8 @@ class Reconciler:
                 for step in batch():
                     self.between_steps(abandonable)
                     if isinstance(step, ControllerCommand) and step.command == STARTING:
-                        role_lock.enter_context(self.cluster.role_lock(step.role))
+                        lock = self.cluster.role_lock(step.role, step.max_parallel)
+                        role_lock.enter_context(lock)
                     executor.apply(step)
                     if isinstance(step, ControllerCommand) and step.command == ENDING:
                         role_lock.close()

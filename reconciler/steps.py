@@ -17,7 +17,8 @@ from reconciler.drivers.vcs import (
     clone_commands,
     update_commands,
 )
-from reconciler.model import Version, vcs_origin
+from reconciler.model import Version, path_name, vcs_origin
+from reconciler.zk.paths import AGENT_LOCKS, ROLE_LOCKS
 
 
 def deploy_script(rpm: str) -> str:
@@ -83,13 +84,20 @@ class Deploy:
     n: int
     # Hold /agent-locks/<path-name> around the script (no role controller).
     lock: bool = True
+    # Hosts holding that lock at once (the node's `max-parallel`).
+    max_parallel: int = 1
 
     def argv(self) -> list[str]:
         subtype = ["-r", self.subtype] if self.subtype else []
         return [deploy_script(self.rpm), *subtype, self.path, str(self.n)]
 
     def describe(self, packages: PackageManager) -> str:
-        return " ".join(self.argv())
+        line = spelled(self.argv())
+        if self.lock and self.max_parallel > 1:
+            # One host at a time goes without saying (the original agent's).
+            lock = f"{AGENT_LOCKS}/{path_name(self.path)}"
+            line += f"  # lock {lock}, max-parallel {self.max_parallel}"
+        return line
 
 
 STARTING = "starting-deployments"
@@ -103,12 +111,17 @@ class ControllerCommand:
     controller: str
     command: str
     role: str
+    # Hosts of the role holding the role lock at once (`starting-deployments`).
+    max_parallel: int = 1
 
     def argv(self) -> list[str]:
         return [f"/opt/{self.controller}/bin/{self.command}", f"/roles/{self.role}"]
 
     def describe(self, packages: PackageManager) -> str:
-        return " ".join(self.argv())
+        line = spelled(self.argv())
+        if self.command == STARTING and self.max_parallel > 1:
+            line += f"  # role lock {ROLE_LOCKS}/{self.role}, max-parallel {self.max_parallel}"
+        return line
 
 
 @dataclass(frozen=True)

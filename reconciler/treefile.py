@@ -60,8 +60,8 @@ class TreeFileCluster:
     def set_error(self, message: str | None) -> None:
         self.error = message
 
-    def lock(self, name: str) -> AbstractContextManager[object]:
+    def lock(self, name: str, max_parallel: int = 1) -> AbstractContextManager[object]:
         return halting(self, nullcontext())
 
-    def role_lock(self, role: str) -> AbstractContextManager[object]:
+    def role_lock(self, role: str, max_parallel: int = 1) -> AbstractContextManager[object]:
         return nullcontext()

@@ -143,3 +143,25 @@ def test_role_controllers_are_checked(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert main(["tree", "lint", str(tree)]) == 0
     assert capsys.readouterr().out == "OK: 1 file, 1 deployable node, 4 hosts and roles checked\n"
+
+
+def test_bad_max_parallel_is_reported_with_the_node_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = tmp_path / "tree.zk"
+    tree.write_text(
+        "/a : z4m\n  version = '1'\n  max-parallel = 0\n  /deploy\n    /h1\n"
+        "/b : z4m\n  version = '1'\n  max-parallel = '5'\n  /deploy\n    /h1\n"
+        "/c : z4m\n  version = '1'\n  max-parallel = True\n  /deploy\n    /h1\n"
+        "/d : z4m\n  version = '1'\n  max-parallel = 2.5\n  /deploy\n    /h1\n"
+        "/e : z4m\n  version = '1'\n  max-parallel = 20\n  /deploy\n    /h1\n"
+        "/roles\n  /web : web-rc\n    version = '1'\n    max-parallel = -1\n"
+    )
+    assert main(["tree", "lint", str(tree)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "/a: Invalid max-parallel for /a: 0",
+        "/b: Invalid max-parallel for /b: '5'",
+        "/c: Invalid max-parallel for /c: True",
+        "/d: Invalid max-parallel for /d: 2.5",
+        "/roles/web: Invalid max-parallel for /roles/web: -1",
+    ]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from reconciler.errors import TreeContentError
-from reconciler.model import Deployment, HostIdentity, app_name, desired_state, path_name
+from reconciler.model import (
+    Controller,
+    Deployment,
+    HostIdentity,
+    app_name,
+    desired_state,
+    path_name,
+)
 from reconciler.treefmt import parse
 
 HOST = HostIdentity(id="424242424242", name="host42")
@@ -166,3 +173,25 @@ def test_vcs_versions_are_checked_with_the_tree(version: str, message: str) -> N
 def test_vcs_version_accepted() -> None:
     text = "/a : app\n  version = 'git:///srv/repo.git#v1.2'\n  /deploy\n    /host42\n"
     assert desired_state(parse(text), HOST).packages == {"app": "git:///srv/repo.git#v1.2"}
+
+
+def test_max_parallel_is_carried_by_each_deployment() -> None:
+    text = "/a : pkg\n  version = '1'\n  max-parallel = 5\n  /deploy\n    /host42\n      n = 2\n"
+    state = desired_state(parse(text), HOST)
+    assert [d.max_parallel for d in state.deployments] == [5, 5]
+    plain = "/a : pkg\n  version = '1'\n  /deploy\n    /host42\n"
+    assert desired_state(parse(plain), HOST).deployments[0].max_parallel == 1
+
+
+@pytest.mark.parametrize("value", ["True", "'2'", "2.0", "0", "-1", "None"])
+def test_bad_max_parallel(value: str) -> None:
+    text = f"/a : pkg\n  version = '1'\n  max-parallel = {value}\n  /deploy\n    /host42\n"
+    shown = {"True": "True", "'2'": "'2'", "2.0": "2.0", "None": "None"}.get(value, value)
+    assert error(text) == f"Invalid max-parallel for /a: {shown}"
+
+
+def test_role_max_parallel() -> None:
+    text = "/roles\n  /my.role : my-rc\n    version = '1'\n    max-parallel = 3\n"
+    assert desired_state(parse(text), ROLE_HOST).controller == Controller("my-rc", "1", 3)
+    bad = "/roles\n  /my.role : my-rc\n    version = '1'\n    max-parallel = False\n"
+    assert error(bad, ROLE_HOST) == "Invalid max-parallel for /roles/my.role: False"

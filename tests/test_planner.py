@@ -147,3 +147,32 @@ def test_plan_lines_follow_the_package_manager() -> None:
     assert steps[4].describe(dnf) == f"{prefix} -y remove-n z4mmonitor"
     versioned = plan(DesiredState(deployments=(), packages={"z4m-4.0.0": None}), ActualState())
     assert versioned[0].describe(dnf) == f"{prefix} --refresh -y install-n z4m-4.0.0"
+
+
+def test_max_parallel_goes_with_the_deploy_and_shows_in_the_plan() -> None:
+    wide = Deployment(
+        app="z4m", rpm="z4m", subtype=None, version="1.0.0", path="/svc/app", n=0, max_parallel=5
+    )
+    desired = DesiredState(deployments=(wide,), packages={"z4m": "1.0.0"})
+    [_install, deploy] = plan(desired, ActualState())
+    assert deploy == Deploy(
+        app="z4m", rpm="z4m", subtype=None, path="/svc/app", n=0, max_parallel=5
+    )
+    assert deploy.describe(YUM) == (
+        "/opt/z4m/bin/zookeeper-deploy /svc/app 0  # lock /agent-locks/svc,app, max-parallel 5"
+    )
+    role = DesiredState(
+        deployments=(wide,),
+        packages={"z4m": "1.0.0"},
+        role="web",
+        controller=Controller("web-rc", "1", max_parallel=3),
+    )
+    steps = plan(role, ActualState())
+    # A role host holds the role lock instead: its limit is the role's.
+    assert steps[0].describe(YUM) == (
+        "/opt/web-rc/bin/starting-deployments /roles/web"
+        "  # role lock /role-locks/web, max-parallel 3"
+    )
+    assert [s.describe(YUM) for s in steps if isinstance(s, Deploy)] == [
+        "/opt/z4m/bin/zookeeper-deploy /svc/app 0"
+    ]

@@ -137,3 +137,27 @@ def test_interrupted_wait_gives_up_and_deletes_its_request(
     assert requests(zk) == ["lr-0000000000"]
     holder.release()
     assert requests(zk) == []
+
+
+def test_max_parallel_hosts_of_a_role_hold_it_at_once(
+    zk: KazooClient, other: KazooClient, zk_chroot: str, lock_node: str
+) -> None:
+    with session(zk_chroot) as third_client:
+        first = RoleLock(zk, "my.role", "host-1", "one", max_parallel=2)
+        second = RoleLock(other, "my.role", "host-2", "two", max_parallel=2)
+        third = RoleLock(third_client, "my.role", "host-3", "three", max_parallel=2)
+        first.acquire()
+        second.acquire()  # the second place: held at once
+        waiting = Acquiring(third)
+        time.sleep(0.5)
+        assert waiting.is_alive()
+        # A failed host keeps its place, and with it one of the two.
+        with pytest.raises(RuntimeError), first:
+            raise RuntimeError("deploy failed")
+        time.sleep(0.3)
+        assert waiting.is_alive()
+        second.release()
+        waiting.join(5)
+        assert not waiting.is_alive() and waiting.error is None
+        assert requests(zk) == ["lr-0000000000", "lr-0000000002"]
+        third.release()

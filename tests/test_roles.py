@@ -462,34 +462,68 @@ def test_waiting_for_the_role_lock_is_abandoned_on_a_halt(
     assert agent.host.status() == "abandoned"
 
 
-def test_two_hosts_of_a_role_deploy_one_at_a_time(
-    zk: KazooClient, zk_chroot: str, tmp_path: Path
-) -> None:
-    order = tmp_path / "order"
+def slow_controller(tmp_path: Path, order: Path, pause: float) -> str:
+    """A controller (a git checkout) whose `starting-deployments` journals
+    `start <root>` to `order` and takes `pause` seconds; its
+    `ending-deployments` journals `end <root>`. Its version."""
     repo = GitRepo(tmp_path / "slow-rc", scripts=())
     for name, line in (("starting-deployments", "start"), ("ending-deployments", "end")):
         script = repo.path / "bin" / name
-        pause = "sleep 0.5\n" if line == "start" else ""
-        script.write_text(f'#!/bin/sh\necho "{line} $RECONCILER_ROOT" >>{order}\n{pause}')
+        wait = f"sleep {pause}\n" if line == "start" else ""
+        script.write_text(f'#!/bin/sh\necho "{line} $RECONCILER_ROOT" >>{order}\n{wait}')
         script.chmod(0o755)
     repo.commit("2")
-    load(zk, role_tree("slow-rc", f"git:{repo.path}#main"))
-    set_cluster_version(zk, 1)
+    return f"git:{repo.path}#main"
+
+
+def role_hosts_deploy(zk: KazooClient, zk_chroot: str, tmp_path: Path, names: str) -> None:
+    """Start an agent per host of `names` (role my.role), paused, then
+    release version 1 to all at once; wait until all are done."""
+    set_cluster_version(zk, False)
     hosts = [
         SandboxHost(tmp_path / name, host_id=f"id-{name}", host_name=name, role="my.role")
-        for name in ("a", "b")
+        for name in names
     ]
     agents = [AgentProcess(h, zk_chroot) for h in hosts]
     try:
+        for agent in agents:
+            agent.wait_for(lambda m: any(x.startswith("INFO Agent starting") for x in m))
+        set_cluster_version(zk, 1)
         for agent in agents:
             agent.wait_for_message("INFO Done deploying version 1")
     finally:
         for agent in agents:
             assert agent.stop() == 0
+
+
+def test_two_hosts_of_a_role_deploy_one_at_a_time(
+    zk: KazooClient, zk_chroot: str, tmp_path: Path
+) -> None:
+    order = tmp_path / "order"
+    load(zk, role_tree("slow-rc", slow_controller(tmp_path, order, 0.5)))
+    role_hosts_deploy(zk, zk_chroot, tmp_path, "ab")
+    hosts = [tmp_path / name / "root" for name in "ab"]
     lines = order.read_text().splitlines()
     first, second = (line.split()[1] for line in lines[::2])
-    assert {first, second} == {str(h.root) for h in hosts}
+    assert {first, second} == {str(h) for h in hosts}
     assert lines == [f"start {first}", f"end {first}", f"start {second}", f"end {second}"]
+    assert requests(zk) == []
+
+
+def test_role_max_parallel_lets_hosts_of_a_role_deploy_side_by_side(
+    zk: KazooClient, zk_chroot: str, tmp_path: Path
+) -> None:
+    """`/roles/<role>` `max-parallel = 2`: of three hosts, two hold the role
+    lock at once (both started before either ended), the third after."""
+    order = tmp_path / "order"
+    load(zk, role_tree("slow-rc", slow_controller(tmp_path, order, 3)))
+    zk.set(ROLE_NODE, encode({**read_properties(zk, ROLE_NODE), "max-parallel": 2}))
+    role_hosts_deploy(zk, zk_chroot, tmp_path, "abc")
+    words = [line.split()[0] for line in order.read_text().splitlines()]
+    assert words[:2] == ["start", "start"]
+    assert sorted(words) == ["end"] * 3 + ["start"] * 3
+    # The third only once one of the two left.
+    assert words.index("start", 2) > words.index("end")
     assert requests(zk) == []
 
 

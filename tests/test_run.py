@@ -52,8 +52,9 @@ class FakeCluster(TreeFileCluster):
         self.events.append("halt")
         super().halt()
 
-    def lock(self, name: str) -> AbstractContextManager[object]:
-        return halting(self, self._held(f"lock {name}"))
+    def lock(self, name: str, max_parallel: int = 1) -> AbstractContextManager[object]:
+        width = f" max-parallel {max_parallel}" if max_parallel != 1 else ""
+        return halting(self, self._held(f"lock {name}{width}"))
 
     @contextmanager
     def _held(self, what: str) -> Iterator[object]:
@@ -64,8 +65,9 @@ class FakeCluster(TreeFileCluster):
             self.events.append(f"release {what}")
 
     @contextmanager
-    def role_lock(self, role: str) -> Iterator[object]:
-        self.events.append(f"role lock {role}")
+    def role_lock(self, role: str, max_parallel: int = 1) -> Iterator[object]:
+        width = f" max-parallel {max_parallel}" if max_parallel != 1 else ""
+        self.events.append(f"role lock {role}{width}")
         try:
             yield None
         except BaseException:
@@ -247,8 +249,8 @@ def test_role_lock_frames_the_controller_commands(host: Host) -> None:
     role_lock = cluster.role_lock
 
     @contextmanager
-    def watched(role: str) -> Iterator[object]:
-        with role_lock(role):
+    def watched(role: str, max_parallel: int = 1) -> Iterator[object]:
+        with role_lock(role, max_parallel):
             yield None
         released.append(host.commands())
 
@@ -277,8 +279,8 @@ def test_role_host_finishes_its_run_when_the_cluster_halts(host: Host) -> None:
     role_lock = cluster.role_lock
 
     @contextmanager
-    def halted_meanwhile(role: str) -> Iterator[object]:
-        with role_lock(role):
+    def halted_meanwhile(role: str, max_parallel: int = 1) -> Iterator[object]:
+        with role_lock(role, max_parallel):
             cluster.cluster_version = None  # another host failed
             yield None
 

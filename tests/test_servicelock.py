@@ -20,6 +20,7 @@ from loguru import logger
 
 from reconciler.zk.connect import connect
 from reconciler.zk.servicelock import REQUEST, ServiceLock
+from tests.support.overlap import most_at_once
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -52,15 +53,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20) -> None:
 
 def requests(zk: KazooClient, name: str = "svc") -> list[str]:
     return [c for c in zk.get_children(f"/agent-locks/{name}") if REQUEST in c]
-
-
-def most_at_once(spans: list[tuple[float, float]]) -> int:
-    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-    now = most = 0
-    for _, step in edges:
-        now += step
-        most = max(most, now)
-    return most
 
 
 def test_at_most_max_parallel_hosts_at_once(clients: Callable[[], KazooClient]) -> None:

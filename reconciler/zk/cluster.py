@@ -14,9 +14,16 @@ The protocol on ZooKeeper nodes (agent.md):
   node deleted under the running agent is created again (by the next write,
   or by the worker after `host_node_missing` is set by a watch). A node of
   the same path owned by another session is `HostNodeTaken`.
-- `/agent-locks/<name>` is a kazoo `Lock` (identifier: the host name),
-  acquired by polling so that a stop or a halt ends the wait.
+- `/agent-locks/<name>` is the service lock (`zk.servicelock`, up to
+  `max-parallel` holders, first come, first served): one request kept
+  while waiting, which a stop or a halt gives up.
 - `/role-locks/<role>` is the persistent role lock (`zk.rolelock`).
+
+The tree. A daemon calls `follow_tree()` once registered: `tree()` is then
+the snapshot of a `TreeMirror`, which reads only what changed since the
+last run. Without it (`--once`, `--plan`) `tree()` is one full read. Both
+leave out what is not desired state (`mirror.DEFAULT_EXCLUDE`: other hosts'
+nodes and the lock queues), so a run's cost does not grow with the fleet.
 
 A connection loss is not the host's failure: every call goes through
 `retry`, which calls again across a leader failover or a session expiry
@@ -27,7 +34,7 @@ disconnected for longer than the deadline.
 
 `ClusterHooks` tell the daemon what its metrics and watchdog need: every
 version the watch delivers, how long each lock wait took, and that a lock
-wait is still alive (called about every `LOCK_POLL` seconds).
+wait is still alive (called about every 0.2 s).
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import ConnectionClosedError, LockTimeout, NodeExistsError, NoNodeError
+from kazoo.exceptions import ConnectionClosedError, KazooException, NodeExistsError, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry, RetryFailedError
 from loguru import logger
 
@@ -53,12 +61,15 @@ from reconciler.cluster import (
 )
 from reconciler.model import HostIdentity
 from reconciler.tree import Node
-from reconciler.zk.paths import AGENT_LOCKS, HOSTS
+from reconciler.zk.mirror import DEFAULT_EXCLUDE, Exclusions, TreeMirror
+from reconciler.zk.paths import HOSTS
 from reconciler.zk.reader import check_and_set, read_tree, update_properties
 from reconciler.zk.rolelock import RoleLock
+from reconciler.zk.servicelock import ServiceLock
 from reconciler.zk.storage import decode, encode
 
-LOCK_POLL = 0.2
+# What a run never reads: other hosts' nodes, the lock queues.
+NOT_DESIRED = Exclusions(DEFAULT_EXCLUDE)
 CONNECTED_POLL = 0.05
 # The default for `retry_deadline`: a leader failover reconnects in about
 # 1 s; the daemon passes its session timeout instead (after that long the
@@ -125,6 +136,7 @@ class ZooKeeperCluster:
         # Set by the watch on the host node when it disappears.
         self.host_node_missing = False
         self._disconnected_since: float | None = None
+        self.mirror: TreeMirror | None = None
         # kazoo delivers the first value before the constructor returns.
         self.client.DataWatch(HOSTS, self._delivered)
 
@@ -167,10 +179,43 @@ class ZooKeeperCluster:
             ) from error
         return result
 
+    def follow_tree(self) -> None:
+        """Keep the tree in a mirror from now on (the daemon): a full read
+        now, then only the nodes that change. A first read that fails (the
+        connection lost meanwhile) is no reason to stop the agent: the
+        mirror, started, reads it all at the next `tree()`, the first run's."""
+        if self.mirror is not None:
+            return
+        self.mirror = TreeMirror(self.client)
+        try:
+            self.mirror.start()
+        except (KazooException, KazooTimeoutError) as e:
+            logger.warning(f"Could not read the tree yet ({type(e).__name__}): the first run will")
+
+    def unfollow_tree(self) -> None:
+        if self.mirror is not None:
+            self.mirror.stop()
+            self.mirror = None
+
     def tree(self) -> Node:
-        # A read cut by a connection loss starts over: it is not a snapshot
-        # anyway, and a partial tree must never be planned from.
-        return self.retry(read_tree, self.client, "/")
+        """The desired state's tree, without other hosts' nodes and the lock
+        queues, as of the cluster version last delivered.
+
+        From the mirror, no sync() needed: a sync writes the tree before it
+        sets the `/hosts` version, and ZooKeeper sends one session its
+        notifications in commit order; the mirror notes its events on
+        kazoo's connection thread as they are read, before the `/hosts`
+        event that queued this run is even dispatched. So every change up to
+        that version has been noted, and is read now. (A change committed
+        after it may be seen too: a newer tree under an older version, which
+        the run for the newer version, queued already, corrects.)
+
+        A read cut by a connection loss starts over (the mirror rebuilds
+        from a full read after any disconnection): a partial tree must never
+        be planned from."""
+        if self.mirror is not None:
+            return self.retry(self.mirror.tree)
+        return self.retry(read_tree, self.client, "/", skip=NOT_DESIRED.skips)
 
     def version(self) -> Any:
         return self.cached_version
@@ -257,38 +302,27 @@ class ZooKeeperCluster:
             except ClusterUnavailable:
                 pass  # Still missing: the run finds ZooKeeper unreachable too, and says so.
 
-    def lock(self, name: str) -> AbstractContextManager[object]:
-        return halting(self, self._agent_lock(name))
+    def lock(self, name: str, max_parallel: int = 1) -> AbstractContextManager[object]:
+        return halting(self, self._agent_lock(name, max_parallel))
 
-    @contextmanager
-    def _agent_lock(self, name: str) -> Iterator[object]:
-        lock = self.client.Lock(f"{AGENT_LOCKS}/{name}", identifier=self.host.name)
-        started = time.monotonic()
-        try:
-            while True:
-                if not self.client.connected:
-                    # A request made now would wait for the connection, without
-                    # a time limit and deaf to a stop (see `retry`).
-                    time.sleep(LOCK_POLL)
-                else:
-                    try:
-                        if lock.acquire(timeout=LOCK_POLL):
-                            break
-                    except LockTimeout:
-                        pass
-                try:
-                    self._interrupt()
-                except (Stopped, Abandoned, ClusterUnavailable):
-                    lock.cancel()
-                    raise
-        finally:
-            self.hooks.lock_waited(time.monotonic() - started)
-        try:
-            yield lock
-        finally:
-            lock.release()
+    def _agent_lock(self, name: str, max_parallel: int) -> ServiceLock:
+        """Waiting ends on a stop, a halt or a long disconnection
+        (`_interrupt`, checked while the request keeps its place). A session
+        lost while the deploy script runs halts the cluster and fails the
+        run: `Lost the lock for <path> while deploying`."""
+        return ServiceLock(
+            self.client,
+            name,
+            self.host.id,
+            self.host.name,
+            max_parallel,
+            interrupt=self._interrupt,
+            halt=self.halt,
+            waited=self.hooks.lock_waited,
+            retry=self.retry,
+        )
 
-    def role_lock(self, role: str) -> AbstractContextManager[object]:
+    def role_lock(self, role: str, max_parallel: int = 1) -> AbstractContextManager[object]:
         """Waiting for the role lock gives up (abandons the run) when another
         host halts the cluster: nothing is out of service yet."""
         return self._role_lock(
@@ -298,6 +332,7 @@ class ZooKeeperCluster:
                 self.host.id,
                 self.host.name,
                 self._interrupt,
+                max_parallel=max_parallel,
                 waited=self.hooks.lock_waited,
             )
         )

@@ -1,14 +1,18 @@
 """The persistent role lock `/role-locks/<role>` (roles.md).
 
-At most one host of a role deploys at a time. The protocol on ZooKeeper:
+At most `max-parallel` hosts of a role (the property of `/roles/<role>`,
+default 1) deploy at a time. The protocol on ZooKeeper:
 
 - `/role-locks/<role>` must exist (it is created with the tree);
 - a request is a *persistent* sequential child `lr-NNNNNNNNNN` whose data
   holds the properties `requestor` (host id) and `hostname`;
 - a host that finds a request of its own host id already there (left by a
   run that failed while holding the lock) adopts it and deletes the new one;
-- the lock is held while the host's request is the lowest child; a waiting
-  host watches the children;
+- the lock is held while the host's request is among the `max-parallel`
+  lowest children (the lowest, by default); a waiting host watches the
+  children. Every host of a role must agree on `max-parallel` (they read
+  it from the same node): a host that read a smaller one waits longer, never
+  less;
 - leaving normally deletes the request; leaving with an error keeps it, so
   the role's other hosts wait until this host has run successfully again
   (or a human deletes the request).
@@ -40,6 +44,7 @@ class RoleLock:
     `interrupt` is called about every `poll` seconds while waiting; it may
     raise to give up (a request made for this wait is then deleted).
     `waited(seconds)` is told how long each wait took (the metrics).
+    `max_parallel` hosts hold it at once.
     """
 
     def __init__(
@@ -49,11 +54,15 @@ class RoleLock:
         requestor: str,
         hostname: str,
         interrupt: Callable[[], None] = lambda: None,
+        max_parallel: int = 1,
         poll: float = 0.2,
         waited: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.waited = waited
+        if max_parallel < 1:
+            raise ValueError(f"max-parallel must be at least 1, not {max_parallel}")
         self.client = client
+        self.max_parallel = max_parallel
         self.path = f"{ROLE_LOCKS}/{role}"
         self.requestor = requestor
         self.hostname = hostname
@@ -112,7 +121,7 @@ class RoleLock:
             requests = self.requests(watch=lambda event: changed.set())
             if self.request not in requests:
                 raise ReconcilerError(f"role lock request {self.path}/{self.request} vanished")
-            if requests[0] == self.request:
+            if self.request in requests[: self.max_parallel]:
                 return
             while not changed.wait(self.poll):
                 self.interrupt()

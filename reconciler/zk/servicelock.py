@@ -26,7 +26,11 @@ demand):
   of its own and every orphan: when one goes, it looks again, so a release
   wakes at most `max-parallel` waiters, never the whole line. Waiting is
   one request kept until the lock is held or the wait is given up
-  (`interrupt` raises, or `cancel()`): the place in line is never lost;
+  (`interrupt` raises, or `cancel()`): the place in line is never lost.
+  `interrupt` is asked once more when the lock comes, before registering:
+  a holder that fails halts the cluster *before* it leaves, and a waiter
+  whose `interrupt` reads a watched halt sees it (ZooKeeper notifies a
+  session in commit order, kazoo runs the callbacks in that order);
 - leaving: the holder first checks that its request still exists in its own
   session. If not (the session expired while deploying), it calls `halt`
   while its registration still holds the others back, then deletes the
@@ -45,12 +49,13 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import ConnectionLoss, KazooException, NodeExistsError, NoNodeError
 from kazoo.retry import KazooRetry
 from loguru import logger
 
@@ -77,7 +82,10 @@ class ServiceLock:
     deleted); `cancel()` gives it up at once, raising `cancelled()`.
     `lost(message)` makes the exception raised on leaving a lock that was
     lost; `halt()` is called just before, while the others are still held
-    back. `service` is the tree path named in messages.
+    back. `service` is the tree path named in messages. `waited(seconds)`
+    is told how long each wait took (the metrics). `retry(call)` calls
+    `acquire` again after a connection loss (a request of ours, and a
+    registration, made by the lost try are adopted, not duplicated).
     """
 
     def __init__(
@@ -94,6 +102,8 @@ class ServiceLock:
         service: str | None = None,
         poll: float = 0.2,
         release_deadline: float = 30.0,
+        waited: Callable[[float], None] = lambda seconds: None,
+        retry: Callable[[Callable[[], None]], None] = lambda call: call(),
     ) -> None:
         if max_parallel < 1:
             raise ValueError(f"max-parallel must be at least 1, not {max_parallel}")
@@ -109,6 +119,11 @@ class ServiceLock:
         self.service = service or "/" + name.replace(",", "/")
         self.poll = poll
         self.release_deadline = release_deadline
+        self.waited = waited
+        self.retry = retry
+        # Our requests' names start with it: a request whose creation was
+        # answered by a lost connection is found again, and kept.
+        self.prefix = uuid.uuid4().hex
         # Set when the session ends while the lock is held.
         self.lost = threading.Event()
         self.request: str | None = None
@@ -128,18 +143,27 @@ class ServiceLock:
         """Ask, wait for the lock, and register as deploying."""
         self._cancel.clear()
         self.client.ensure_path(self.path)
+        started = time.monotonic()
         try:
             while True:
                 self._ask()
                 self._wait()
+                # Asked once more with the lock free: a holder halts the
+                # cluster before it leaves (a failed deploy, a lost lock).
+                self.interrupt()
                 if self._register():
                     break
                 # The session expired just as the lock came: ask again (the
                 # old place is gone with the session).
+        except ConnectionLoss:
+            # Kept, with its place in line, for the next try to adopt.
+            raise
         except BaseException:
             self._delete(self.request)
             self.request = None
             raise
+        finally:
+            self.waited(time.monotonic() - started)
         self.client.add_listener(self._session_changed)
 
     def cancel(self) -> None:
@@ -149,13 +173,17 @@ class ServiceLock:
         self._wake.set()
 
     def _ask(self) -> None:
-        path = self.client.create(
-            f"{self.path}/{uuid.uuid4().hex}{REQUEST}",
-            self.identifier.encode("utf-8"),
-            ephemeral=True,
-            sequence=True,
-        )
-        self.request = path.rsplit("/", 1)[1]
+        mine = [c for c in self.client.get_children(self.path) if c.startswith(self.prefix)]
+        if mine:
+            self.request = mine[0]
+        else:
+            path = self.client.create(
+                f"{self.path}/{self.prefix}{REQUEST}",
+                self.identifier.encode("utf-8"),
+                ephemeral=True,
+                sequence=True,
+            )
+            self.request = path.rsplit("/", 1)[1]
         self._session = self.client.client_id[0]
 
     def _wait(self) -> None:
@@ -228,8 +256,10 @@ class ServiceLock:
             f"{self.path}/{registration}",
             encode({"owner": self.owner, "hostname": self.identifier}),
         )
-        # The name is unique (it holds the request's): only the check fails.
-        if any(isinstance(result, Exception) for result in transaction.commit()):
+        checked, created = transaction.commit()
+        # The name holds the request's: one that exists is ours, made by a
+        # try whose answer the connection lost. Otherwise only the check fails.
+        if not isinstance(created, NodeExistsError) and isinstance(checked, Exception):
             return False
         self.registration = registration
         return True
@@ -266,7 +296,10 @@ class ServiceLock:
         held = self._still_held()
         if not held:
             self.lost.set()
-            self.halt()
+            # Right after an expiry the new session may still be coming: the
+            # halt is retried. If it can't be made, the registration stays
+            # and keeps holding the others back.
+            self._retry(self.halt)
         try:
             self._retry(self._delete, self.registration)
         except KazooException:
@@ -297,7 +330,7 @@ class ServiceLock:
                 raise
 
     def __enter__(self) -> ServiceLock:
-        self.acquire()
+        self.retry(self.acquire)
         return self
 
     def __exit__(
