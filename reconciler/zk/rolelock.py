@@ -26,13 +26,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from reconciler.errors import ReconcilerError
 from reconciler.zk.paths import ROLE_LOCKS
+from reconciler.zk.servicelock import width
 from reconciler.zk.storage import decode, encode
 
 PREFIX = "lr-"
@@ -59,10 +59,8 @@ class RoleLock:
         waited: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.waited = waited
-        if max_parallel < 1:
-            raise ValueError(f"max-parallel must be at least 1, not {max_parallel}")
+        self.max_parallel = width(max_parallel)
         self.client = client
-        self.max_parallel = max_parallel
         self.path = f"{ROLE_LOCKS}/{role}"
         self.requestor = requestor
         self.hostname = hostname
@@ -146,12 +144,7 @@ class RoleLock:
         self.acquire()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
         if kind is None:
             self.release()
         else:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from kazoo.security import make_digest_acl_credential
 
@@ -190,7 +190,29 @@ def make_tls_files(
     )
 
 
-class ZooKeeperServer:
+class Started:
+    """A context manager: `start()` on entering (closing whatever started
+    when it fails), `close()` on leaving."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class ZooKeeperServer(Started):
     """One standalone ZooKeeper server on 127.0.0.1.
 
     `start()` returns once the server answers `ruok`; `stop()` ends the
@@ -420,24 +442,8 @@ class ZooKeeperServer:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> ZooKeeperServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class ZooKeeperEnsemble:
+class ZooKeeperEnsemble(Started):
     """Three (or `size`) ZooKeeper servers on 127.0.0.1 forming one quorum,
     for failover tests. `start()` returns once every server serves (about
     1-2 s); `connection` names all of them, so a client moves to another
@@ -479,19 +485,3 @@ class ZooKeeperEnsemble:
     def close(self) -> None:
         for server in self.servers:
             server.close()
-
-    def __enter__(self) -> ZooKeeperEnsemble:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

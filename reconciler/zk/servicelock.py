@@ -52,7 +52,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import ConnectionLoss, KazooException, NodeExistsError, NoNodeError
@@ -105,13 +104,11 @@ class ServiceLock:
         waited: Callable[[float], None] = lambda seconds: None,
         retry: Callable[[Callable[[], None]], None] = lambda call: call(),
     ) -> None:
-        if max_parallel < 1:
-            raise ValueError(f"max-parallel must be at least 1, not {max_parallel}")
+        self.max_parallel = width(max_parallel)
         self.client = client
         self.path = f"{AGENT_LOCKS}/{name}"
         self.owner = owner
         self.identifier = identifier
-        self.max_parallel = max_parallel
         self.interrupt = interrupt
         self.cancelled = cancelled
         self.lost_exception = lost
@@ -333,18 +330,21 @@ class ServiceLock:
         self.retry(self.acquire)
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: object, error: BaseException | None, *rest: object) -> None:
         try:
             self.release()
         except BaseException as lost:
             if error is not None:
                 raise lost from error
             raise
+
+
+def width(max_parallel: int) -> int:
+    """`max_parallel`, checked: how many hosts may hold a lock at once (the
+    model refuses a bad `max-parallel` in the tree before it gets here)."""
+    if max_parallel < 1:
+        raise ValueError(f"max-parallel must be at least 1, not {max_parallel}")
+    return max_parallel
 
 
 def _request_of(registration: str) -> str:
