@@ -41,16 +41,17 @@ import time
 from types import FrameType
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
 from loguru import logger
 
 from reconciler import notify
-from reconciler.cluster import Cluster, HostNodeTaken
+from reconciler.cluster import Cluster, ClusterUnavailable, HostNodeTaken
 from reconciler.config import Config
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.metrics import Metrics
 from reconciler.model import HostIdentity
-from reconciler.run import Outcome, Reconciler
+from reconciler.run import Outcome, Reconciler, error_message
+from reconciler.tree import TreeError
 from reconciler.treefile import TreeFileCluster
 from reconciler.zk.cluster import ClusterHooks, ZooKeeperCluster
 from reconciler.zk.connect import (
@@ -328,6 +329,20 @@ def serve_until_signalled(daemon: Daemon, reconciler: Reconciler) -> None:
         worker.join(0.5)
 
 
+def print_plan(reconciler: Reconciler) -> int:
+    """`--plan`: 0 with the plan printed; a tree the run would refuse is
+    one line and 1 (as the run would fail), ZooKeeper unreachable 75."""
+    try:
+        reconciler.print_plan()
+    except ClusterUnavailable as e:
+        logger.error(f"Cannot reach ZooKeeper ({e})")
+        return Outcome.WAITING.exit_status
+    except (ReconcilerError, TreeError, KazooException) as e:
+        logger.error(error_message(e))
+        return Outcome.FAILED.exit_status
+    return 0
+
+
 def main(config: Config, once: bool = False, plan_only: bool = False, verbose: bool = False) -> int:
     """`reconcile CONFIG`: the exit status. A tree file means one run."""
     stop = threading.Event()
@@ -363,8 +378,7 @@ def main(config: Config, once: bool = False, plan_only: bool = False, verbose: b
             heartbeat=watchdog.ping_if_due,
         )
         if plan_only:
-            reconciler.print_plan()
-            return 0
+            return print_plan(reconciler)
         if daemon:
             try:
                 daemon.start(reconciler, follow=not once)

@@ -27,7 +27,10 @@ def agent_parser() -> argparse.ArgumentParser:
             "(`reconcile SUBCOMMAND --help`)."
         ),
         epilog=(
-            "Exit status: 0 success or nothing to do, 1 run failed, 2 bad usage or configuration."
+            "Exit status: 0 success or nothing to do (also: cluster halted or paused), "
+            "1 run failed or abandoned (daemon: another agent is running, or a fatal "
+            "condition), 2 bad usage or configuration, 75 ZooKeeper unreachable "
+            "(--once, --plan: try again later)."
         ),
     )
     parser.add_argument("config", metavar="CONFIG", type=Path, help="INI configuration file")

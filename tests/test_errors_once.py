@@ -85,3 +85,19 @@ def test_unparsable_tree_is_a_usage_error(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert f"{tree}:3: Invalid indentation:     /c" in run.stderr
     assert run.commands == []
+
+
+@pytest.mark.parametrize("case", ["inconsistent versions", "no version"])
+def test_plan_of_a_bad_tree_is_one_line(tmp_path: Path, case: str) -> None:
+    """`--plan` refuses what the run would refuse: the rule's message, one
+    line, exit 1, nothing run (no traceback)."""
+    _role, text, message = CASES[case]
+    host = SandboxHost(tmp_path)
+    assert host.reconcile("seed-v1").returncode == 0
+    before = host.files()
+    run = host.reconcile(host.tree_file(text + "/hosts\n  version = 2\n"), "--plan")
+    assert run.returncode == 1
+    assert run.messages() == [f"ERROR {message}"]
+    assert all("exception" not in r for r in run.records)
+    assert run.commands == []
+    assert host.files() == before
