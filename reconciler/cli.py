@@ -12,9 +12,7 @@ from loguru import logger
 
 from reconciler import config as configuration
 from reconciler import logs, version
-from reconciler.errors import ConfigError
-
-EXIT_FAILED, EXIT_USAGE = 1, 2
+from reconciler.errors import EXIT_FAILED, EXIT_USAGE, ConfigError
 
 
 def agent_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,10 @@
 """Exceptions shared by the layers. Each message is what operators see."""
 
 
+# Exit statuses every command shares (sysexits' EX_TEMPFAIL for an outage).
+EXIT_FAILED, EXIT_USAGE, EXIT_TEMPFAIL = 1, 2, 75
+
+
 class ReconcilerError(Exception):
     """A failure of a deployment run; the message is recorded in ZooKeeper."""
 

@@ -44,6 +44,7 @@ from reconciler.drivers.command import CommandObserver, Runner
 from reconciler.drivers.dnf import Dnf
 from reconciler.drivers.filesystem import FileSystem
 from reconciler.drivers.packages import PackageManager, Yum
+from reconciler.errors import EXIT_TEMPFAIL
 from reconciler.executor import Executor
 from reconciler.model import DesiredState, HostIdentity, desired_state
 from reconciler.planner import controller_steps, plan
@@ -70,7 +71,7 @@ class Outcome(enum.Enum):
         run (failed or abandoned), 75 (EX_TEMPFAIL: try again later) when
         ZooKeeper could not be reached, else 0."""
         if self is Outcome.WAITING:
-            return 75
+            return EXIT_TEMPFAIL
         return 1 if self in (Outcome.FAILED, Outcome.ABANDONED) else 0
 
 

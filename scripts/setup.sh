@@ -7,6 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 missing=""
+# Debian's python3 makes virtual environments only with python3-venv.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
 [ -f /usr/share/java/zookeeper.jar ] || missing="$missing zookeeper"
 command -v rpmbuild >/dev/null 2>&1 || missing="$missing rpm"
 command -v dnf >/dev/null 2>&1 || missing="$missing dnf"

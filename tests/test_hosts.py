@@ -10,6 +10,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from reconciler.cli import main
+from reconciler.zk.server import free_port
 from reconciler.zk.storage import encode
 from tests.support.agent_process import AgentProcess
 from tests.support.git import Repo
@@ -121,3 +122,20 @@ def test_git_sync_agent_hosts_monitor(
         assert capsys.readouterr().out == ""
     finally:
         assert agent.stop() == 0
+
+
+def test_unreachable_zookeeper_is_try_again_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An outage is not a usage error: one line, exit 75, for every operator
+    command that connects (a cron job or a pipeline can tell the two apart)."""
+    port = free_port()  # nobody listens there
+    config = tmp_path / "operator.cfg"
+    config.write_text(
+        f"[zkdeployment]\nzookeeper = 127.0.0.1:{port}\nzookeeper-session-timeout = 0.5\n"
+    )
+    for command in (["hosts"], ["tree", "export"]):
+        assert main([*command, "--config", str(config)]) == 75
+        assert capsys.readouterr().err == (
+            f"Could not connect to ZooKeeper at 127.0.0.1:{port} within 0.5 s\n"
+        )

@@ -6,14 +6,15 @@ Each module registers its parser and a handler returning the exit status.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from kazoo.exceptions import NoAuthError
 
 from reconciler import version
 from reconciler.commands import hosts, monitor, sync, tree
-from reconciler.errors import ConfigError
-from reconciler.zk.connect import denied
+from reconciler.errors import EXIT_TEMPFAIL, ConfigError
+from reconciler.zk.connect import ZooKeeperUnreachable, denied
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,4 +33,8 @@ def main(argv: Sequence[str]) -> int:
         status: int = args.handler(args)
     except NoAuthError as e:
         raise ConfigError(denied(e, getattr(args, "server", "?"))) from None
+    except ZooKeeperUnreachable as e:
+        # An outage, not a mistake in the settings: try again later.
+        print(e, file=sys.stderr)
+        return EXIT_TEMPFAIL
     return status

@@ -24,14 +24,11 @@ from loguru import logger
 
 from reconciler import logs
 from reconciler.commands.tree import add_zookeeper_option, client_for, policy_of
-from reconciler.errors import ConfigError
+from reconciler.errors import EXIT_FAILED, EXIT_USAGE
 from reconciler.metrics import SyncMetrics, add_options
 from reconciler.sync import Outcome, SyncError, git_checkout, sync
 from reconciler.zk import acl as zkacl
-from reconciler.zk.connect import denied
-
-EXIT_FAILED, EXIT_USAGE = 1, 2
-
+from reconciler.zk.connect import ZooKeeperUnreachable, denied
 
 HELP = "import a git repository's tree files into ZooKeeper"
 DESCRIPTION = (
@@ -129,7 +126,7 @@ def sync_loop(args: argparse.Namespace, interval: float, metrics: SyncMetrics) -
         while not stop.is_set():
             try:
                 sync_once(args, metrics)
-            except ConfigError as e:  # ZooKeeper unreachable: try again next round
+            except ZooKeeperUnreachable as e:  # try again next round
                 logger.error(str(e))
             stop.wait(interval)
     finally:

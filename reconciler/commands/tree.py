@@ -12,13 +12,18 @@ from typing import Any
 from kazoo.exceptions import NoNodeError
 
 from reconciler import config as configuration
-from reconciler import treefmt
+from reconciler import treefmt, version
 from reconciler.config import DEFAULT_ZOOKEEPER, ZooKeeperOptions
 from reconciler.errors import ConfigError
 from reconciler.tree import TreeError, shown
 from reconciler.zk import acl as zkacl
 from reconciler.zk.acl import AclPolicy, policy_for
-from reconciler.zk.connect import ZooKeeperUnavailable, connect, settings
+from reconciler.zk.connect import (
+    ZooKeeperUnavailable,
+    ZooKeeperUnreachable,
+    connect,
+    settings,
+)
 from reconciler.zk.importer import export_tree, import_tree
 
 CONFIG_ENV = "RECONCILER_CONFIG"
@@ -56,6 +61,8 @@ def client_for(args: argparse.Namespace) -> Any:
     args.server = zk.connection
     try:
         return connect(zk)
+    except ZooKeeperUnreachable:
+        raise  # not the settings' fault: `commands.main` says try again later (75)
     except ZooKeeperUnavailable as e:
         raise ConfigError(str(e)) from None
 
@@ -110,6 +117,7 @@ def add_action(
     for flags, options in arguments:
         parser.add_argument(*flags, **options)
     add_zookeeper_option(parser, connect_help)
+    version.add_option(parser)
     parser.set_defaults(handler=handler)
 
 
