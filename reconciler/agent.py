@@ -312,9 +312,14 @@ def stop_on_signals(stop: threading.Event) -> None:
     stops between steps (or a wait for ZooKeeper ends), the daemon exits 0."""
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
-        logger.info(f"Stopping on {signal.Signals(signum).name}")
-        notify.stopping()
+        # First: logging may refuse to run inside a handler that interrupted
+        # a log call of the same thread (loguru avoids the deadlock by raising).
         stop.set()
+        try:
+            logger.info(f"Stopping on {signal.Signals(signum).name}")
+            notify.stopping()
+        except RuntimeError:
+            pass
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)

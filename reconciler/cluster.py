@@ -8,7 +8,7 @@ protocol; stopping is a `threading.Event` given to the run, not part of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
@@ -88,9 +88,12 @@ class Cluster(Protocol):
 
 
 @contextmanager
-def halting(cluster: Cluster, lock: AbstractContextManager[object]) -> Iterator[object]:
+def halting(
+    cluster: Cluster, lock: AbstractContextManager[object], keep: Callable[[], None] = lambda: None
+) -> Iterator[object]:
     """Hold `lock` for the body of `cluster.lock()`: a body that fails halts
-    the cluster while the lock is still held."""
+    the cluster while the lock is still held. When the halt cannot be made,
+    `keep()` tells the lock to let nobody in when it is left."""
     with lock as held:
         try:
             yield held
@@ -98,7 +101,7 @@ def halting(cluster: Cluster, lock: AbstractContextManager[object]) -> Iterator[
             try:
                 cluster.halt()
             except ClusterUnavailable:
+                keep()
                 # The body's error is what the run must see: its failure
                 # handling halts again (or the next run does).
-                pass
             raise

@@ -323,3 +323,82 @@ def test_daemon_started_before_zookeeper_waits_for_it(
         agent.wait_for_message("INFO Agent starting, cluster 1, host 1", timeout=60)
     finally:
         assert agent.stop() == 0
+
+
+def test_lock_is_kept_when_a_failure_cannot_halt_the_cluster(
+    server: ZooKeeperServer, admin: KazooClient
+) -> None:
+    """A deploy script fails while ZooKeeper is unreachable: the halt cannot
+    be made, so the service lock is left held (request and registration),
+    and no other host starts the service before the halt. The host's next
+    acquire in the same session adopts it."""
+    admin.ensure_path("/hosts")
+    set_cluster_version(admin, 3)
+    client = connect(server.connection, timeout=10)
+    other = connect(server.connection, timeout=10)
+    try:
+        identity = HostIdentity(id=HOST_ID, name="host42")
+        cluster = ZooKeeperCluster(client, identity, threading.Event(), retry_deadline=1)
+        wait_until(lambda: cluster.version() == 3)
+        with pytest.raises(RuntimeError, match="deploy failed"), cluster.lock("svc,app"):
+            server.stop()
+            raise RuntimeError("deploy failed")
+        server.start()
+        wait_until(lambda: client.connected and admin.connected and other.connected)
+        assert read_properties(admin, "/hosts")["version"] == 3  # not halted yet
+        children = admin.get_children("/agent-locks/svc,app")
+        assert len(children) == 2  # the request and the deploying registration
+
+        second = ZooKeeperCluster(
+            other, HostIdentity(id="h2", name="h2"), threading.Event(), retry_deadline=1
+        )
+        wait_until(lambda: second.version() == 3)
+        entered = threading.Event()
+
+        def take() -> None:
+            try:
+                with second.lock("svc,app"):
+                    entered.set()
+            except Exception:
+                pass
+
+        waiter = threading.Thread(target=take)
+        waiter.start()
+        time.sleep(1)
+        assert not entered.is_set()  # held back
+
+        cluster.halt()  # what the host's next run does
+        waiter.join(10)
+        assert not entered.is_set()  # a waiter gives up on a halt
+        set_cluster_version(admin, 4)  # the fix
+        wait_until(lambda: cluster.version() == 4)
+        with cluster.lock("svc,app"):  # adopted: not behind itself
+            pass
+        assert admin.get_children("/agent-locks/svc,app") == []
+    finally:
+        for c in (client, other):
+            c.stop()
+            c.close()
+
+
+def test_pausing_at_version_zero_is_a_change(server: ZooKeeperServer, admin: KazooClient) -> None:
+    """`False` (paused) after version `0`: equal in Python, not to an operator."""
+    admin.ensure_path("/hosts")
+    set_cluster_version(admin, 0)
+    client = connect(server.connection, timeout=10)
+    try:
+        runs_queued = threading.Semaphore(0)
+        cluster = ZooKeeperCluster(
+            client,
+            HostIdentity(id=HOST_ID, name="host42"),
+            threading.Event(),
+            on_change=runs_queued.release,
+        )
+        assert runs_queued.acquire(timeout=10)  # the first delivery
+        assert cluster.version() == 0
+        set_cluster_version(admin, False)
+        assert runs_queued.acquire(timeout=10)  # a run is queued: it stays silent
+        assert cluster.version() is False
+    finally:
+        client.stop()
+        client.close()

@@ -149,7 +149,9 @@ class ZooKeeperCluster:
             logger.error(f"Ignoring unreadable {HOSTS} data: {type(error).__name__}: {error}")
             return
         self.hooks.version_seen(version)
-        if not self.watched or version != self.cached_version:
+        # By type too: `False` (paused) is a change from version `0`.
+        changed = type(version) is not type(self.cached_version) or version != self.cached_version
+        if not self.watched or changed:
             self.cached_version = version
             self.watched = True
             self.on_change()
@@ -303,7 +305,8 @@ class ZooKeeperCluster:
                 pass  # Still missing: the run finds ZooKeeper unreachable too, and says so.
 
     def lock(self, name: str, max_parallel: int = 1) -> AbstractContextManager[object]:
-        return halting(self, self._agent_lock(name, max_parallel))
+        lock = self._agent_lock(name, max_parallel)
+        return halting(self, lock, keep=lock.keep)
 
     def _agent_lock(self, name: str, max_parallel: int) -> ServiceLock:
         """Waiting ends on a stop, a halt or a long disconnection

@@ -36,7 +36,14 @@ demand):
   while its registration still holds the others back, then deletes the
   registration and its request, and raises `lost(message)` with the message
   `Lost the lock for <path> while deploying`. Otherwise it deletes the
-  registration, then the request.
+  registration, then the request;
+- a holder whose body failed while the cluster could not be halted (the
+  halt comes first, see `reconciler.cluster.halting`) calls `keep()`: it
+  leaves holding both its request and its registration, so nobody starts
+  the same service before the halt is made (by the host's next run). Its
+  request names are derived from its host id and the lock, so its next
+  acquire in the same session adopts the request, and with it the
+  registration.
 
 So a frozen or partitioned holder whose session expires never lets the next
 host start while its deploy script may run: the next host waits for the
@@ -119,8 +126,9 @@ class ServiceLock:
         self.waited = waited
         self.retry = retry
         # Our requests' names start with it: a request whose creation was
-        # answered by a lost connection is found again, and kept.
-        self.prefix = uuid.uuid4().hex
+        # answered by a lost connection, or kept (`keep`), is found again.
+        self.prefix = uuid.uuid5(uuid.NAMESPACE_URL, f"{owner}@{self.path}").hex
+        self._kept = False
         # Set when the session ends while the lock is held.
         self.lost = threading.Event()
         self.request: str | None = None
@@ -170,9 +178,15 @@ class ServiceLock:
         self._wake.set()
 
     def _ask(self) -> None:
-        mine = [c for c in self.client.get_children(self.path) if c.startswith(self.prefix)]
-        if mine:
-            self.request = mine[0]
+        session = self.client.client_id[0]
+        mine = sorted(
+            (c for c in self.client.get_children(self.path) if c.startswith(self.prefix)),
+            key=_sequence,
+        )
+        # Only this session's: one of a previous agent's session goes with it.
+        owned = [c for c in mine if self._owner(c) == session]
+        if owned:
+            self.request = owned[0]
         else:
             path = self.client.create(
                 f"{self.path}/{self.prefix}{REQUEST}",
@@ -182,6 +196,10 @@ class ServiceLock:
             )
             self.request = path.rsplit("/", 1)[1]
         self._session = self.client.client_id[0]
+
+    def _owner(self, name: str) -> int | None:
+        stat = self.client.exists(f"{self.path}/{name}")
+        return None if stat is None else int(stat.ephemeralOwner)
 
     def _wait(self) -> None:
         while True:
@@ -287,9 +305,21 @@ class ServiceLock:
         except KazooException:
             return False
 
+    def keep(self) -> None:
+        """Leave, when the time comes, without letting anyone in: the
+        cluster could not be halted after a failure (see the protocol)."""
+        self._kept = True
+
     def release(self) -> None:
         """Leave; raises `lost(message)` if the lock was lost meanwhile."""
         self.client.remove_listener(self._session_changed)
+        if self._kept:
+            logger.error(
+                f"Keeping the lock for {self.service} until the cluster is halted: "
+                "no other host starts it meanwhile"
+            )
+            self.registration = self.request = None
+            return
         held = self._still_held()
         if not held:
             self.lost.set()
