@@ -87,13 +87,9 @@ def load(paths: Sequence[tuple[str, Path]]) -> tuple[list[TreeFile], list[Proble
     problems: list[Problem] = []
     for name, path in paths:
         try:
-            text = path.read_text(encoding="utf-8")
-            tree = treefmt.parse(text, name)
+            tree = treefmt.parse_bytes(path.read_bytes(), name)
         except treefmt.TreeFormatError as e:
             problems.append(Problem(f"{e.filename}:{e.lineno}", f"{e.problem}: {shown(e.line)}"))
-            continue
-        except UnicodeDecodeError:
-            problems.append(Problem(name, "Not UTF-8 text"))
             continue
         except OSError as e:
             problems.append(Problem(name, f"Can't read: {e.strerror}"))

@@ -89,7 +89,8 @@ def test_unreadable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err == f"No .zk or .zkx files under {tmp_path}\n"
     (tmp_path / "latin1.zk").write_bytes(b"/caf\xe9\n")
     assert main(["tree", "lint", str(tmp_path)]) == 1
-    assert capsys.readouterr().out == f"{tmp_path}/latin1.zk: Not UTF-8 text\n"
+    # As the parser says it everywhere: the file, the line, the line shown.
+    assert capsys.readouterr().out == f"{tmp_path}/latin1.zk:1: Not UTF-8 text: /caf\ufffd\n"
 
 
 def test_merge_follows_the_importer() -> None:
