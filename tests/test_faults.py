@@ -402,3 +402,29 @@ def test_pausing_at_version_zero_is_a_change(server: ZooKeeperServer, admin: Kaz
     finally:
         client.stop()
         client.close()
+
+
+def test_a_late_halt_does_not_halt_the_next_release(
+    server: ZooKeeperServer, admin: KazooClient
+) -> None:
+    """A halt for version 3 that lands (retried across an outage) after an
+    operator set version 4 leaves 4 alone; for version 3 it halts."""
+    admin.ensure_path("/hosts")
+    set_cluster_version(admin, 3)
+    client = connect(server.connection, timeout=10)
+    try:
+        cluster = ZooKeeperCluster(
+            client, HostIdentity(id=HOST_ID, name="host42"), threading.Event()
+        )
+        wait_until(lambda: cluster.version() == 3)
+        set_cluster_version(admin, 4)
+        wait_until(lambda: cluster.version() == 4)
+        cluster.cached_version = 3  # the view of a run of 3 that failed
+        cluster.halt()
+        assert read_properties(admin, "/hosts")["version"] == 4
+        assert cluster.version() == 4  # not halted, and this host knows it
+        cluster.halt()
+        assert read_properties(admin, "/hosts")["version"] is None
+    finally:
+        client.stop()
+        client.close()

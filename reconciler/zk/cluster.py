@@ -63,7 +63,7 @@ from reconciler.model import HostIdentity
 from reconciler.tree import Node
 from reconciler.zk.mirror import DEFAULT_EXCLUDE, Exclusions, TreeMirror
 from reconciler.zk.paths import HOSTS
-from reconciler.zk.reader import check_and_set, read_tree, update_properties
+from reconciler.zk.reader import check_and_set, read_tree
 from reconciler.zk.rolelock import RoleLock
 from reconciler.zk.servicelock import ServiceLock
 from reconciler.zk.storage import decode, encode
@@ -86,6 +86,12 @@ class _Unchanged(Exception):
 def cluster_version(data: bytes | None) -> Any:
     """The cluster version in `/hosts` data (None for a missing node)."""
     return decode(data).get("version") if data is not None else None
+
+
+def same_version(a: Any, b: Any) -> bool:
+    """Equal as JSON values: by type too, so that `False` (paused) is not
+    version `0`, nor `true` version `1`."""
+    return type(a) is type(b) and a == b
 
 
 def _ignore(*args: object) -> None:
@@ -149,9 +155,7 @@ class ZooKeeperCluster:
             logger.error(f"Ignoring unreadable {HOSTS} data: {type(error).__name__}: {error}")
             return
         self.hooks.version_seen(version)
-        # By type too: `False` (paused) is a change from version `0`.
-        changed = type(version) is not type(self.cached_version) or version != self.cached_version
-        if not self.watched or changed:
+        if not self.watched or not same_version(version, self.cached_version):
             self.cached_version = version
             self.watched = True
             self.on_change()
@@ -223,9 +227,25 @@ class ZooKeeperCluster:
         return self.cached_version
 
     def halt(self) -> None:
+        """Set the cluster version to None, if it is still the version this
+        host last saw: a halt retried across an outage must not halt the
+        release an operator set meanwhile (nor one already halted)."""
         previous, self.cached_version = self.cached_version, None
+        current: list[Any] = []
+
+        def halted(properties: dict[str, Any] | None) -> dict[str, Any]:
+            properties = properties or {}
+            current[:] = [properties.get("version")]
+            if previous is None or not same_version(current[0], previous):
+                raise _Unchanged()
+            return {**properties, "version": None}
+
         try:
-            self.retry(update_properties, self.client, HOSTS, version=None)
+            self.retry(check_and_set, self.client, HOSTS, halted)
+        except _Unchanged:
+            # Nothing to halt: no watch delivery will tell the cache so.
+            if self.cached_version is None:
+                self.cached_version = current[0]
         except ClusterUnavailable:
             # Not halted after all: the cache must not say so, or this host
             # would sit out the next runs (no watch delivery would undo it).
