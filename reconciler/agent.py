@@ -25,7 +25,7 @@ steps, while waiting for a lock: never while a command runs, so a hung
 command gets the agent restarted) and STOPPING=1 on SIGTERM/SIGINT.
 
 The worker never dies of a run: an exception escaping one is logged with
-its traceback and counted (`Daemon.crashed_runs`), and the worker goes on
+its traceback and counted (outcome `error` in the metrics), and the worker goes on
 watching. A reconnection queues a run (a run that could not reach
 ZooKeeper is retried then). Only a fatal condition (this host's node held
 by another agent) ends the daemon, with one CRITICAL line and exit 1.
@@ -61,7 +61,7 @@ from reconciler.zk.connect import (
     settings,
 )
 from reconciler.zk.paths import HOSTS
-from reconciler.zk.reader import read_properties
+from reconciler.zk.storage import decode
 
 RUNNING = "Another agent is running"
 # The daemon waits for an unreachable ZooKeeper at start, retrying after
@@ -127,8 +127,6 @@ class Daemon:
         self.registered = False
         self.session_lost = False
         self.reconciler: Reconciler | None = None
-        # Runs that ended in an exception the run itself did not handle.
-        self.crashed_runs = 0
         # Why the daemon had to stop (exit 1), if it had to.
         self.fatal: str | None = None
 
@@ -170,14 +168,14 @@ class Daemon:
         self.client.ensure_path(HOSTS)
         path = self.cluster.host_path
         try:
-            _data, stat = self.client.get(path)
+            data, stat = self.client.get(path)
         except NoNodeError:
             pass
         else:
             if stat.ephemeralOwner:
                 self._take_over(stat.ephemeralOwner, rundir.read_session())
             else:
-                reconciler.host_version = read_properties(self.client, path).get("version")
+                reconciler.host_version = decode(data).get("version")
                 self.client.delete(path)
         self.reconciler = reconciler
         self._create_host_node()
@@ -214,20 +212,20 @@ class Daemon:
 
     def _session_changed(self, state: str) -> None:
         self.metrics.session_state(state)
-        if state == KazooState.CONNECTED:
-            # A run that could not reach ZooKeeper runs again now; for any
-            # other, a run that finds nothing to do costs one read.
-            self.pending.set()
         if state == KazooState.LOST:
             # kazoo says LOST on our own close too (`close` unregisters first).
             if self.registered:
                 self.metrics.session_expired()
             self.session_lost = True
-        elif state == KazooState.CONNECTED and self.session_lost and self.registered:
-            self.session_lost = False
-            # The expired session took the ephemeral host node with it. Not
-            # in this callback: it runs on kazoo's event thread.
-            self.client.handler.spawn(self._register_again)
+        elif state == KazooState.CONNECTED:
+            # A run that could not reach ZooKeeper runs again now; for any
+            # other, a run that finds nothing to do costs one read.
+            self.pending.set()
+            if self.session_lost and self.registered:
+                self.session_lost = False
+                # The expired session took the ephemeral host node with it.
+                # Not in this callback: it runs on kazoo's event thread.
+                self.client.handler.spawn(self._register_again)
 
     def _register_again(self) -> None:
         logger.warning("ZooKeeper session expired; registering the host again")
@@ -282,7 +280,6 @@ class Daemon:
         except HostNodeTaken as error:
             self.exit_fatally(str(error))
         except Exception as error:
-            self.crashed_runs += 1
             logger.opt(exception=True).critical("Run crashed; waiting for the next change")
             try:
                 reconciler.crashed(error)

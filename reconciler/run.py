@@ -273,16 +273,18 @@ class Reconciler:
 
     def fail(self, error: Exception, version: Any, label: str, critical: str) -> None:
         try:
-            self.report(version, error_message(error))
+            self.failed(version, error)
         finally:
             logger.opt(exception=error).error(label)
             logger.critical(critical)
-            self.write_status(version, "error")
 
     def crashed(self, error: Exception) -> None:
         """An error no phase of the run accounts for (a bug, or data it could
-        not handle): a failure like any other, so the cluster halts."""
-        version = self.cluster.version()
+        not handle; the daemon logs it): a failure like any other."""
+        self.failed(self.cluster.version(), error)
+
+    def failed(self, version: Any, error: Exception) -> None:
+        """Halt, say why on the host node, status `error`."""
         try:
             self.report(version, error_message(error))
         finally:

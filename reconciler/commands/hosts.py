@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from reconciler.commands import wait
-from reconciler.commands.tree import add_zookeeper_option, client_for
+from reconciler.commands.tree import add_zookeeper_option, connected
 from reconciler.validate import printable
 from reconciler.zk.fleet import Fleet, read_fleet
 
@@ -34,12 +34,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.wait or args.timeout is not None:
         return wait.run(args)
-    client = client_for(args)
-    try:
+    with connected(args) as client:
         fleet = read_fleet(client)
-    finally:
-        client.stop()
-        client.close()
     if not fleet.exists:
         print("No /hosts node: nothing synced and no agent registered yet", file=sys.stderr)
         return 1
@@ -83,7 +79,7 @@ def table(fleet: Fleet) -> str:
 def as_json(fleet: Fleet) -> dict[str, Any]:
     return {
         "version": fleet.version,
-        "halted": fleet.version is None and not fleet.initial,
+        "halted": fleet.halted,
         "paused": fleet.version is False,
         "hosts": [
             {

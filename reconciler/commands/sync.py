@@ -23,7 +23,7 @@ from kazoo.exceptions import KazooException, NoAuthError
 from loguru import logger
 
 from reconciler import logs
-from reconciler.commands.tree import add_zookeeper_option, client_for, policy_of
+from reconciler.commands.tree import add_zookeeper_option, connected, policy_of, zookeeper_options
 from reconciler.errors import EXIT_FAILED, EXIT_USAGE
 from reconciler.metrics import SyncMetrics, add_options
 from reconciler.sync import Outcome, SyncError, git_checkout, sync
@@ -83,23 +83,19 @@ def run(args: argparse.Namespace) -> int:
 def sync_once(args: argparse.Namespace, metrics: SyncMetrics) -> int:
     outcome: Outcome | None = None
     revision: str | None = None
-    policy = policy_of(args)
+    options = zookeeper_options(args)
+    policy = policy_of(options)
     try:
-        with git_checkout(args.repository) as tree:
-            client = client_for(args)
-            try:
-                if policy is not None and not args.dry_run:
-                    # Nodes written before the policy: an upgrade's first sync.
-                    for path in zkacl.apply(client, policy):
-                        logger.info(f"ACL set: {path}")
-                acl = policy.acl if policy else None
-                outcome = sync(client, tree, dry_run=args.dry_run, force=args.force, acl=acl)
-                if outcome in (Outcome.SYNCED, Outcome.UNCHANGED):
-                    revision = tree.revision
-                return outcome.exit_status
-            finally:
-                client.stop()
-                client.close()
+        with git_checkout(args.repository) as tree, connected(args, options) as client:
+            if policy is not None and not args.dry_run:
+                # Nodes written before the policy: an upgrade's first sync.
+                for path in zkacl.apply(client, policy):
+                    logger.info(f"ACL set: {path}")
+            acl = policy.acl if policy else None
+            outcome = sync(client, tree, dry_run=args.dry_run, force=args.force, acl=acl)
+            if outcome in (Outcome.SYNCED, Outcome.UNCHANGED):
+                revision = tree.revision
+            return outcome.exit_status
     except SyncError as e:
         logger.error(str(e))
     except NoAuthError as e:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from reconciler import config as configuration
@@ -54,21 +57,30 @@ def zookeeper_options(args: argparse.Namespace) -> ZooKeeperOptions:
     return configuration.load_zookeeper(Path(path)) if path else ZooKeeperOptions()
 
 
-def client_for(args: argparse.Namespace) -> Any:
-    """A client connected as `-z` / `--config` say; ConfigError otherwise."""
-    zk = settings(zookeeper_options(args), args.zookeeper)
+@contextmanager
+def connected(
+    args: argparse.Namespace, options: ZooKeeperOptions | None = None
+) -> Iterator[KazooClient]:
+    """A client connected as `-z` / `--config` say (or `options`, read from
+    them already), closed after the block; ConfigError otherwise."""
+    zk = settings(options or zookeeper_options(args), args.zookeeper)
     # Named in the errors told later (e.g. NoAuth).
     args.server = zk.connection
     try:
-        return connect(zk)
+        client = connect(zk)
     except ZooKeeperUnreachable:
         raise  # not the settings' fault: `commands.main` says try again later (75)
     except ZooKeeperUnavailable as e:
         raise ConfigError(str(e)) from None
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
 
 
-def policy_of(args: argparse.Namespace) -> AclPolicy | None:
-    options = zookeeper_options(args)
+def policy_of(options: ZooKeeperOptions) -> AclPolicy | None:
+    """The ACL policy `options` declare (None without credentials)."""
     return policy_for(
         settings(options).identity(),
         options.zookeeper_acl_agents,
@@ -165,9 +177,9 @@ def parse_file(path: Path) -> Any:
 
 def run_import(args: argparse.Namespace) -> int:
     tree = parse_file(args.file)
-    policy = policy_of(args)
-    client = client_for(args)
-    try:
+    options = zookeeper_options(args)
+    policy = policy_of(options)
+    with connected(args, options) as client:
         acl = policy.acl if policy else None
         for message in import_tree(
             client, tree, args.path, trim=args.trim, dry_run=args.dry_run, acl=acl
@@ -176,16 +188,13 @@ def run_import(args: argparse.Namespace) -> int:
         if policy and not args.dry_run:
             # Nodes imported before the policy (or changed by hand).
             zkacl.apply(client, policy, args.path)
-    finally:
-        client.stop()
-        client.close()
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    client = client_for(args)
     try:
-        text = export_tree(client, args.path, ephemeral=args.ephemeral)
+        with connected(args) as client:
+            text = export_tree(client, args.path, ephemeral=args.ephemeral)
     except NoNodeError:
         print(f"No such node: {shown(args.path)}", file=sys.stderr)
         return 1
@@ -194,9 +203,6 @@ def run_export(args: argparse.Namespace) -> int:
         # printed rather than a tree that would import as something else.
         print(e, file=sys.stderr)
         return 1
-    finally:
-        client.stop()
-        client.close()
     sys.stdout.write(text)
     return 0
 
@@ -231,23 +237,19 @@ def _registered_hosts(args: argparse.Namespace) -> list[Any]:
         return []
     from reconciler.zk.fleet import read_fleet
 
-    client = client_for(args)
-    try:
+    with connected(args) as client:
         return [host.identity() for host in read_fleet(client).hosts]
-    finally:
-        client.stop()
-        client.close()
 
 
 def run_acl(args: argparse.Namespace) -> int:
-    policy = policy_of(args)
+    options = zookeeper_options(args)
+    policy = policy_of(options)
     if policy is None:
         raise ConfigError(
             "tree acl: no credentials, so no policy: give --config FILE (or "
             f"${CONFIG_ENV}) with zookeeper-auth-file or zookeeper-sasl-mechanism"
         )
-    client = client_for(args)
-    try:
+    with connected(args, options) as client:
         if args.check:
             paths = zkacl.differences(client, policy, args.path)
             for path in paths:
@@ -255,7 +257,4 @@ def run_acl(args: argparse.Namespace) -> int:
             return 1 if paths else 0
         for path in zkacl.apply(client, policy, args.path):
             print(f"ACL set: {path}")
-    finally:
-        client.stop()
-        client.close()
     return 0

@@ -31,9 +31,10 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
 
 from reconciler.commands.sync import positive_seconds
-from reconciler.commands.tree import client_for
+from reconciler.commands.tree import connected
+from reconciler.lint import plural
 from reconciler.tree import join_path
-from reconciler.zk.fleet import Fleet, HostRecord
+from reconciler.zk.fleet import Fleet, HostRecord, host_record
 from reconciler.zk.paths import HOSTS
 from reconciler.zk.storage import decode
 
@@ -59,12 +60,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    try:
+    with connected(args) as client:
         return wait(client, args.timeout)
-    finally:
-        client.stop()
-        client.close()
 
 
 class FleetWatch:
@@ -102,7 +99,7 @@ class FleetWatch:
                 if data is None or stat is None:
                     self._hosts.pop(host_id, None)
                 else:
-                    self._hosts[host_id] = _record(host_id, data, stat)
+                    self._hosts[host_id] = host_record(host_id, data, stat)
             self.changed.set()
             # A deleted node ends this watch; a new registration gets another.
             return data is not None
@@ -114,19 +111,6 @@ class FleetWatch:
             properties = decode(self._cluster)
             hosts = tuple(self._hosts[h] for h in sorted(self._children) if h in self._hosts)
         return Fleet(True, properties.get("version"), properties, hosts)
-
-
-def _record(host_id: str, data: bytes, stat: ZnodeStat) -> HostRecord:
-    properties = decode(data)
-    name, role, error = (properties.get(key) for key in ("name", "role", "error"))
-    return HostRecord(
-        id=host_id,
-        name=None if name is None else str(name),
-        role=None if role is None else str(role),
-        version=properties.get("version"),
-        error=None if error is None else str(error),
-        registered=stat.ephemeralOwner != 0,
-    )
 
 
 def wait(
@@ -150,7 +134,7 @@ def wait(
             print(line, file=out, flush=True)
         last = fleet
         now = time.monotonic()
-        if halted(fleet):
+        if fleet.halted:
             halted_at = now if halted_at is None else halted_at
             failed = [host for host in fleet.hosts if host.error]
             if failed or now - halted_at >= HALT_GRACE:
@@ -158,7 +142,7 @@ def wait(
                     print(line, file=err, flush=True)
                 return EXIT_HALTED
         elif done(fleet):
-            print(f"All {hosts(len(fleet.hosts))} converged to {fleet.version}", file=out)
+            print(f"All {plural(len(fleet.hosts), 'host')} converged to {fleet.version}", file=out)
             return EXIT_CONVERGED
         else:
             halted_at = None
@@ -170,21 +154,13 @@ def wait(
         watch.changed.wait(max(min(wake) - now, 0.0) if wake else None)
 
 
-def halted(fleet: Fleet) -> bool:
-    return fleet.version is None and not fleet.initial
-
-
 def done(fleet: Fleet) -> bool:
     return not fleet.initial and fleet.version is not False and not fleet.unconverged()
 
 
-def hosts(n: int) -> str:
-    return f"{n} host" if n == 1 else f"{n} hosts"
-
-
 def progress(fleet: Fleet) -> str:
     converged = len(fleet.hosts) - len(fleet.unconverged())
-    return f"{converged} of {hosts(len(fleet.hosts))} converged"
+    return f"{converged} of {plural(len(fleet.hosts), 'host')} converged"
 
 
 def label(host: HostRecord) -> str:

@@ -231,21 +231,20 @@ class ZooKeeperCluster:
         host last saw: a halt retried across an outage must not halt the
         release an operator set meanwhile (nor one already halted)."""
         previous, self.cached_version = self.cached_version, None
-        current: list[Any] = []
 
         def halted(properties: dict[str, Any] | None) -> dict[str, Any]:
             properties = properties or {}
-            current[:] = [properties.get("version")]
-            if previous is None or not same_version(current[0], previous):
-                raise _Unchanged()
+            current = properties.get("version")
+            if previous is None or not same_version(current, previous):
+                raise _Unchanged(current)
             return {**properties, "version": None}
 
         try:
             self.retry(check_and_set, self.client, HOSTS, halted)
-        except _Unchanged:
+        except _Unchanged as unchanged:
             # Nothing to halt: no watch delivery will tell the cache so.
             if self.cached_version is None:
-                self.cached_version = current[0]
+                self.cached_version = unchanged.args[0]
         except ClusterUnavailable:
             # Not halted after all: the cache must not say so, or this host
             # would sit out the next runs (no watch delivery would undo it).

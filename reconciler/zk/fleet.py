@@ -53,6 +53,11 @@ class Fleet:
         create `/hosts` without one)."""
         return "version" not in self.properties
 
+    @property
+    def halted(self) -> bool:
+        """The cluster version is None: an agent failed (not: never synced)."""
+        return self.version is None and not self.initial
+
     def converged(self, host: HostRecord) -> bool:
         return version_key(host.version) == version_key(self.version)
 
@@ -74,18 +79,21 @@ def read_fleet(client: KazooClient) -> Fleet:
             host_data, stat = client.get(join_path(HOSTS, name))
         except NoNodeError:
             continue  # the agent stopped since the listing
-        host = decode(host_data)
-        hosts.append(
-            HostRecord(
-                id=name,
-                name=_text(host.get("name")),
-                role=_text(host.get("role")),
-                version=host.get("version"),
-                error=_text(host.get("error")),
-                registered=stat.ephemeralOwner != 0,
-            )
-        )
+        hosts.append(host_record(name, host_data, stat))
     return Fleet(True, properties.get("version"), properties, tuple(hosts))
+
+
+def host_record(host_id: str, data: bytes, stat: Any) -> HostRecord:
+    """The record of `/hosts/<host_id>`, from its data and stat."""
+    host = decode(data)
+    return HostRecord(
+        id=host_id,
+        name=_text(host.get("name")),
+        role=_text(host.get("role")),
+        version=host.get("version"),
+        error=_text(host.get("error")),
+        registered=stat.ephemeralOwner != 0,
+    )
 
 
 def _text(value: Any) -> str | None:

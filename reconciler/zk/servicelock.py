@@ -295,13 +295,8 @@ class ServiceLock:
         assumed, since a frozen process learns of its expiry late."""
         if self.lost.is_set() or self.request is None:
             return False
-
-        def owner() -> int | None:
-            stat = self.client.exists(f"{self.path}/{self.request}")
-            return None if stat is None else int(stat.ephemeralOwner)
-
         try:
-            return self._retry(owner) == self._session
+            return self._retry(self._owner, self.request) == self._session
         except KazooException:
             return False
 
