@@ -21,7 +21,8 @@ from pathlib import Path
 from reconciler import treefmt
 from reconciler.errors import TreeContentError
 from reconciler.model import ROLES, HostIdentity, desired_state, role_controller, role_path
-from reconciler.tree import Node, shown
+from reconciler.tree import Node
+from reconciler.validate import printable
 from reconciler.zk.paths import HOSTS
 
 TRIMMED_SUFFIX = ".zk"
@@ -89,7 +90,8 @@ def load(paths: Sequence[tuple[str, Path]]) -> tuple[list[TreeFile], list[Proble
         try:
             tree = treefmt.parse_bytes(path.read_bytes(), name)
         except treefmt.TreeFormatError as e:
-            problems.append(Problem(f"{e.filename}:{e.lineno}", f"{e.problem}: {shown(e.line)}"))
+            where = f"{e.filename}:{e.lineno}"
+            problems.append(Problem(where, f"{e.problem}: {printable(e.line)}"))
             continue
         except OSError as e:
             problems.append(Problem(name, f"Can't read: {e.strerror}"))

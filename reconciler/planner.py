@@ -20,7 +20,7 @@ def plan(desired: DesiredState, actual: ActualState) -> list[step.Step]:
     frame the installs and deploys, and deploys take no service lock.
     """
     role = desired.role
-    controller = desired.controller.rpm if desired.controller else None
+    controller = desired.controller
     steps: list[step.Step] = []
     wanted = {d.key for d in desired.deployments}
     stale = sorted(
@@ -29,9 +29,9 @@ def plan(desired: DesiredState, actual: ActualState) -> list[step.Step]:
     )
     steps += [step.Undeploy(app=d.app, rpm=d.rpm, path=d.path, n=d.n) for d in stale]
 
-    if desired.controller and role:
-        width = desired.controller.max_parallel
-        steps.append(step.ControllerCommand(desired.controller.rpm, step.STARTING, role, width))
+    if controller and role:
+        width = controller.max_parallel
+        steps.append(step.ControllerCommand(controller.rpm, step.STARTING, role, width))
 
     for rpm in sorted(desired.packages):
         steps += install_steps(rpm, desired.packages[rpm], actual)
@@ -50,7 +50,7 @@ def plan(desired: DesiredState, actual: ActualState) -> list[step.Step]:
     ]
 
     if controller and role:
-        steps.append(step.ControllerCommand(controller, step.ENDING, role))
+        steps.append(step.ControllerCommand(controller.rpm, step.ENDING, role))
 
     used = set(desired.packages)
     unused = sorted(actual.applications - used)

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.validate import printable
+
 LINK_SUFFIX = " ->"
 PROPERTY_LINK_SUFFIX = " =>"
 
@@ -123,17 +125,18 @@ def resolved_property(root: Node, path: str, name: str) -> Any:
     while True:
         path, node = resolve_node(root, path)
         if (path, name) in seen:
-            raise TreeError(f"Property link cycle at {shown(path)} {shown(name)}")
+            raise TreeError(f"Property link cycle at {printable(path)} {printable(name)}")
         seen.add((path, name))
         if name in node.properties:
             return node.properties[name]
         link = node.properties.get(name + PROPERTY_LINK_SUFFIX)
         if link is None:
-            raise TreeError(f"No property {shown(name)} at {shown(path)}")
+            raise TreeError(f"No property {printable(name)} at {printable(path)}")
         parts = link.split() if isinstance(link, str) else []
         if not 1 <= len(parts) <= 2:
             raise TreeError(
-                f"Bad property link {shown(name)} => {shown(repr(link))} at {shown(path)}"
+                f"Bad property link {printable(name)} => {printable(repr(link))} "
+                f"at {printable(path)}"
             )
         path = resolve_path(path, parts[0])
         name = parts[1] if len(parts) == 2 else name
@@ -156,20 +159,12 @@ def resolve_node(root: Node, path: str) -> tuple[str, Node]:
                 continue
             target = node.properties.get(name + LINK_SUFFIX)
             if not isinstance(target, str) or not target.strip():
-                raise TreeError(f"No such node: {shown(wanted)}")
+                raise TreeError(f"No such node: {printable(wanted)}")
             path = resolve_path(real, posixpath.join(target.strip(), *names[index + 1 :]))
             break
         else:
             return real, node
-    raise TreeError(f"Node link loop at {shown(wanted)}")
-
-
-def shown(text: str) -> str:
-    """`text` safe to print on one line: characters that are not printable
-    (control characters, escape sequences, lone surrogates) as escapes."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    raise TreeError(f"Node link loop at {printable(wanted)}")
 
 
 def json_value(value: Any, depth: int = 0) -> Any:

@@ -33,9 +33,9 @@ from reconciler.tree import (
     TreeError,
     join_path,
     json_value,
-    shown,
     split_path,
 )
+from reconciler.validate import printable
 
 INDENT = "  "
 # Python 2's (so zc.zk's) whitespace: `str.strip()` and `\s` on bytes.
@@ -64,7 +64,7 @@ class TreeFormatError(Exception):
     act on shown as escapes; a very long line cut short)."""
 
     def __init__(self, filename: str, lineno: int, problem: str, line: str) -> None:
-        super().__init__(f"{shown(filename)}:{lineno}: {problem}: {excerpt(line)}")
+        super().__init__(f"{printable(filename)}:{lineno}: {problem}: {excerpt(line)}")
         self.filename = filename
         self.lineno = lineno
         self.problem = problem
@@ -74,7 +74,7 @@ class TreeFormatError(Exception):
 def excerpt(line: str, limit: int = 200) -> str:
     """`line` as shown in a message: `shown`, and cut after `limit`
     characters (a line can be a megabyte)."""
-    return shown(line) if len(line) <= limit else shown(line[:limit]) + "..."
+    return printable(line) if len(line) <= limit else printable(line[:limit]) + "..."
 
 
 class _LineProblem(Exception):
@@ -89,6 +89,8 @@ class _Open:
     node: Node | None  # None for a property or link line: nothing nests there
     child_indent: int | None = None  # set by the first nested line
     text_size: int = 0  # characters of its properties' lines so far
+    # The size of its data as stored, once worth measuring (see _check_data_size).
+    data_size: int | None = None
 
 
 def parse_bytes(data: bytes, filename: str) -> Node:
@@ -140,7 +142,7 @@ def _parse_line(stack: list[_Open], indent: int, content: str) -> None:
             raise _LineProblem("duplicate property")
         parent.node.properties[key] = value
         parent.text_size += len(content)
-        _check_data_size(parent)
+        _check_data_size(parent, key, value)
         stack.append(_Open(indent, None))
         return
     name, type_ = line.name, line.type
@@ -155,11 +157,22 @@ def _parse_line(stack: list[_Open], indent: int, content: str) -> None:
     stack.append(_Open(indent, child))
 
 
-def _check_data_size(open_node: _Open) -> None:
-    if open_node.text_size < _SAFE_TEXT_SIZE or open_node.node is None:
+def _check_data_size(open_node: _Open, key: str, value: Any) -> None:
+    """After the property `key` was added: the node's data, as
+    `zk.storage.encode` writes it (compact, ASCII-only JSON), must fit.
+    Measured in full once the text is large enough to matter, then kept up
+    to date by adding each new property's `,"key":value` (measuring all
+    again per line would make a large node quadratic to read)."""
+    if open_node.node is None:
         return
-    # The size `zk.storage.encode` writes (compact, ASCII-only JSON).
-    size = len(json.dumps(open_node.node.properties, separators=(",", ":")))
+    if open_node.data_size is None:
+        if open_node.text_size < _SAFE_TEXT_SIZE:
+            return
+        size = len(json.dumps(open_node.node.properties, separators=(",", ":")))
+    else:
+        entry = f"{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}"
+        size = open_node.data_size + 1 + len(entry)
+    open_node.data_size = size
     if size > MAX_DATA_BYTES:
         raise _LineProblem(
             f"Node data too large: {size:,} bytes (ZooKeeper takes at most {MAX_DATA_BYTES:,})"
@@ -316,9 +329,9 @@ def _export_head(name: str, node: Node, path: str, depth: int, lines: list[str])
     if not inline:
         head = f"/{name}"
         if _reads_as(head) != _NodeLine(name, None):
-            raise TreeError(f"Can't export node name {shown(repr(name))} at {shown(path)}")
+            raise TreeError(f"Can't export node name {printable(repr(name))} at {printable(path)}")
     if node_name_problem(name):
-        raise TreeError(f"Can't export node name {shown(repr(name))} at {shown(path)}")
+        raise TreeError(f"Can't export node name {printable(repr(name))} at {printable(path)}")
     lines.append(INDENT * depth + head)
     return inline
 
@@ -342,10 +355,10 @@ def _property_text(key: str, value: Any, path: str) -> str:
         text = f"{key} = {literal_text(json_value(value))}"
     except ValueError as error:
         raise TreeError(
-            f"Can't export property {shown(repr(key))} at {shown(path)}: {error}"
+            f"Can't export property {printable(repr(key))} at {printable(path)}: {error}"
         ) from None
     if not _SIMPLE_NAME.fullmatch(key) and _reads_as(text) != (key, json_value(value)):
-        raise TreeError(f"Can't export property name {shown(repr(key))} at {shown(path)}")
+        raise TreeError(f"Can't export property name {printable(repr(key))} at {printable(path)}")
     return text
 
 
@@ -354,7 +367,8 @@ def _link_text(key: str, value: Any, path: str) -> str:
     text = f"{key[: -len(suffix)]}{suffix} {value}"
     if not isinstance(value, str) or _reads_as(text) != (key, value):
         raise TreeError(
-            f"Can't export link {shown(repr(key))} {shown(repr(value))} at {shown(path)}"
+            f"Can't export link {printable(repr(key))} {printable(repr(value))} "
+            f"at {printable(path)}"
         )
     return text
 

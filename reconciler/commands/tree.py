@@ -18,7 +18,8 @@ from reconciler import config as configuration
 from reconciler import treefmt, version
 from reconciler.config import DEFAULT_ZOOKEEPER, ZooKeeperOptions
 from reconciler.errors import ConfigError
-from reconciler.tree import TreeError, shown
+from reconciler.tree import TreeError
+from reconciler.validate import printable
 from reconciler.zk import acl as zkacl
 from reconciler.zk.acl import AclPolicy, policy_for
 from reconciler.zk.connect import (
@@ -196,7 +197,7 @@ def run_export(args: argparse.Namespace) -> int:
         with connected(args) as client:
             text = export_tree(client, args.path, ephemeral=args.ephemeral)
     except NoNodeError:
-        print(f"No such node: {shown(args.path)}", file=sys.stderr)
+        print(f"No such node: {printable(args.path)}", file=sys.stderr)
         return 1
     except TreeError as e:
         # Data another tool wrote that tree text can't hold: nothing is

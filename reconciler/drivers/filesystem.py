@@ -165,12 +165,11 @@ def remove_stale_temporaries(directory: Path) -> None:
     was killed mid-write (else an empty /etc/<app> could never be removed).
     A file of a process still running is its write in progress: kept."""
     try:
-        names = [p for p in directory.iterdir() if TEMPORARY.fullmatch(p.name)]
+        found = [(p, m) for p in directory.iterdir() if (m := TEMPORARY.fullmatch(p.name))]
     except OSError:
         return
-    for tmp in names:
-        match = TEMPORARY.fullmatch(tmp.name)
-        if match and not _running(int(match.group(1))):
+    for tmp, match in found:
+        if not _running(int(match.group(1))):
             tmp.unlink(missing_ok=True)
 
 
